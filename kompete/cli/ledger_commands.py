@@ -1,0 +1,3 @@
+"""`kompete` ledger commands."""
+
+from kompete.cli.main import main  # noqa: F401

@@ -1,0 +1,3 @@
+"""`kompete` train commands."""
+
+from kompete.cli.main import main  # noqa: F401

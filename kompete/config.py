@@ -1,0 +1,364 @@
+"""Competition configs: frozen dataclasses loaded from one YAML file per competition.
+
+Every key is typed and checked. A mistake ends with one message that names the file, the key path
+and what was expected. `--set a.b=value` overrides go through the same checks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from kompete import paths
+from kompete.errors import ConfigError
+
+
+def opt(default: Any, help: str = "", *, ge: float | None = None, le: float | None = None,
+        gt: float | None = None):
+    """A config field with a documented default and optional numeric bounds."""
+    meta = {"help": help, "ge": ge, "le": le, "gt": gt}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+# --------------------------------------------------------------------------- sections
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """A procedurally generated stand-in competition, written into the real layout at first use."""
+
+    kind: Literal["dogs", "monet"] = opt("dogs", "which real layout the sample imitates")
+    n_images: int = opt(512, "images (dogs) or photos (monet) to generate", ge=8)
+    n_target: int = opt(64, "monet: paintings to generate", ge=4)
+    n_classes: int = opt(4, "dogs: number of 'breeds'", ge=1)
+    image_size: int = opt(64, "side of the generated source images", ge=16)
+    seed: int = opt(0, "generation seed: same seed, same bytes")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    layout: Literal["dogs", "monet"] = opt("dogs", "which loader reads the files")
+    kaggle_dir: str = opt("", "folder under /kaggle/input/ holding the competition data")
+    local_dir: str = opt("", "default local folder (relative to the working directory); --data-dir overrides")
+    images_dir: str = opt("all-dogs", "dogs: folder of training JPGs")
+    annotations_dir: str = opt("Annotation", "dogs: folder of <breed>/<image id> Pascal-VOC XML files")
+    source_dir: str = opt("photo_jpg", "monet: the photos to translate")
+    target_dir: str = opt("monet_jpg", "monet: the paintings whose style is learned")
+    image_size: int = opt(64, "training resolution (square)", ge=8, le=1024)
+    crop_margin: float = opt(0.08, "dogs: margin added around each bounding box, as a fraction of its size", ge=0, le=1)
+    min_box_size: int = opt(0, "dogs: skip boxes whose shorter side is below this many pixels", ge=0)
+    use_boxes: bool = opt(True, "dogs: crop bounding boxes (False: whole images, centre-cropped)")
+    load_size: int = opt(286, "monet: resize before the random crop to image_size", ge=8)
+    random_flip: bool = opt(True, "random horizontal flips during training")
+    sample: SampleConfig | None = opt(None, "set for a procedurally generated sample competition")
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    n_min: int = opt(10000, "fewest images Kaggle accepts", ge=1)
+    n_max: int = opt(10000, "most images Kaggle accepts", ge=1)
+    format: Literal["png", "jpg"] = opt("png", "image format inside the zip")
+    image_size: int = opt(64, "side of every submitted image", ge=8)
+    jpeg_quality: int = opt(95, "quality for jpg output", ge=1, le=100)
+    archive: str = opt("images.zip", "name of the submission archive")
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    runtime_hours: float = opt(9.0, "kernel runtime limit; the training deadline counts from the kernel's start", gt=0)
+    daily_submissions: int = opt(5, "submissions Kaggle allows per day", ge=1)
+    external_data: bool = opt(False, "whether the rules allow external data and pretrained models")
+
+
+@dataclass(frozen=True)
+class MetricConfig:
+    name: Literal["mifid"] = opt("mifid", "the leaderboard metric")
+    eps: float = opt(0.1, "memorization threshold: distances below it count as copying", gt=0, le=1)
+    reference: Literal["train_images", "target_images"] = opt(
+        "train_images", "real set: whole training images (dogs) or the target-domain paintings (monet)")
+    reference_size: int = opt(64, "side the reference images are resized to before Inception", ge=8)
+    resize: Literal["antialias", "bilinear"] = opt("antialias", "resize used on reference images")
+    min_images: int = opt(2048, "below this many images the score is not comparable to Kaggle's", ge=2)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The loop's settings, shared by every GAN family."""
+
+    model: str = opt("dcgan", "registered model family")
+    loss: str = opt("hinge", "registered adversarial loss")
+    batch_size: int = opt(64, "images per step (per GPU)", ge=1)
+    lr_g: float = opt(2e-4, "generator learning rate", gt=0)
+    lr_d: float = opt(2e-4, "discriminator learning rate", gt=0)
+    beta1: float = opt(0.5, "Adam beta1", ge=0, le=1)
+    beta2: float = opt(0.999, "Adam beta2", ge=0, le=1)
+    epochs: int = opt(100, "upper bound on epochs; the time budget usually ends training first", ge=1)
+    seed: int = opt(0, "seed for weights, noise and data order")
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    n_images: int = opt(10000, "images to write into the zip", ge=1)
+    batch_size: int = opt(500, "images per generator call", ge=1)
+    seed: int = opt(0, "noise seed: the same seed gives the same images")
+
+
+@dataclass(frozen=True)
+class KernelConfig:
+    machine_shape: str = opt("NvidiaTeslaT4", "Kaggle accelerator; NvidiaTeslaT4 gives two T4s")
+    enable_gpu: bool = opt(True, "run the kernel on a GPU")
+    enable_internet: bool = opt(False, "kernels run offline unless you ask otherwise")
+    is_private: bool = opt(True, "keep pushed kernels private")
+    dataset_sources: list[str] = opt([], "owner/slug datasets attached to the kernel (weights, wheels)")
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str = opt("", "competition slug, as in kaggle.com/c/<name>")
+    title: str = opt("", "human-readable title")
+    task: Literal["generate", "translate"] = opt("generate", "generate from noise, or translate photos")
+    data: DataConfig = opt(None)
+    output: OutputConfig = opt(None)
+    limits: LimitsConfig = opt(None)
+    metric: MetricConfig = opt(None)
+    train: TrainConfig = opt(None)
+    generate: GenerateConfig = opt(None)
+    kernel: KernelConfig = opt(None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+REQUIRED = ("name", "task")
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def find_competition(name_or_path: str) -> Path:
+    """A competition name (`sample-dogs`) or a path to a YAML file."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml"):
+        if not candidate.is_file():
+            raise ConfigError(f"config file {candidate} does not exist")
+        return candidate
+    for folder in paths.competitions_dirs():
+        for ext in (".yaml", ".yml"):
+            if (folder / f"{name_or_path}{ext}").is_file():
+                return folder / f"{name_or_path}{ext}"
+    known = ", ".join(list_competitions()) or "none"
+    raise ConfigError(f"unknown competition {name_or_path!r}; configured: {known}",
+                      hint="add competitions/<name>.yaml or pass a path to a YAML file")
+
+
+def list_competitions() -> list[str]:
+    names: list[str] = []
+    for folder in paths.competitions_dirs():
+        for f in sorted(folder.glob("*.yaml")):
+            if f.stem not in names:
+                names.append(f.stem)
+    return names
+
+
+def load_config(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Load, override and validate a competition config."""
+    path = find_competition(name_or_path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    for item in overrides:
+        apply_override(raw, item, origin=str(path))
+    return config_from_dict(raw, origin=str(path))
+
+
+def config_from_dict(raw: dict[str, Any], origin: str = "<dict>") -> Config:
+    for key in REQUIRED:
+        if key not in raw:
+            raise ConfigError(f"{origin}: missing required key '{key}'")
+    cfg = _build(Config, raw, origin, "")
+    _check_names(cfg, origin)
+    return cfg
+
+
+def apply_override(raw: dict[str, Any], item: str, origin: str = "--set") -> None:
+    """Apply `a.b=value` to a raw config dict; the value is parsed as YAML."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.lr_g=1e-4")
+    key, _, text = item.partition("=")
+    parts = key.strip().split(".")
+    node: Any = raw
+    cls: Any = Config
+    for i, part in enumerate(parts):
+        hints = typing.get_type_hints(cls) if dataclasses.is_dataclass(cls) else {}
+        if part not in hints:
+            where = ".".join(parts[:i]) or "the top level"
+            raise ConfigError(f"--set {key}: unknown key '{part}' in {where}; valid keys: {', '.join(hints)}")
+        if i == len(parts) - 1:
+            node[part] = _parse_scalar(text)
+            return
+        cls = _dataclass_of(hints[part])
+        if cls is None:
+            raise ConfigError(f"--set {key}: '{'.'.join(parts[:i + 1])}' is a value, not a section")
+        if node.get(part) is None:
+            node[part] = {}
+        if not isinstance(node[part], dict):
+            raise ConfigError(f"--set {key}: '{'.'.join(parts[:i + 1])}' in {origin} is not a mapping")
+        node = node[part]
+
+
+def _parse_scalar(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _dataclass_of(tp: Any) -> Any:
+    for arg in typing.get_args(tp) or (tp,):
+        if dataclasses.is_dataclass(arg):
+            return arg
+    return None
+
+
+def _build(cls: Any, raw: Any, origin: str, prefix: str) -> Any:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{origin}: '{prefix or 'top level'}' must be a mapping, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(raw) - set(hints))
+    if unknown:
+        where = f"'{prefix}'" if prefix else "the top level"
+        raise ConfigError(f"{origin}: unknown key '{_join(prefix, unknown[0])}' in {where}; "
+                          f"valid keys: {', '.join(hints)}")
+    values = {}
+    for f in dataclasses.fields(cls):
+        key = _join(prefix, f.name)
+        tp = hints[f.name]
+        if f.name in raw:
+            values[f.name] = _coerce(raw[f.name], tp, origin, key)
+        elif dataclasses.is_dataclass(tp):
+            values[f.name] = _build(tp, {}, origin, key)
+        else:
+            continue
+        _check_bounds(values[f.name], f, origin, key)
+    return cls(**values)
+
+
+def _coerce(value: Any, tp: Any, origin: str, key: str) -> Any:
+    origin_tp = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin_tp in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], origin, key)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, origin, key)
+    if origin_tp is Literal:
+        if value not in args:
+            raise ConfigError(f"{origin}: '{key}' must be one of {', '.join(map(str, args))}; got {value!r}")
+        return value
+    if origin_tp in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{origin}: '{key}' must be a list; got {value!r}")
+        item_tp = args[0] if args else Any
+        return type([])(_coerce(v, item_tp, origin, f"{key}[{i}]") for i, v in enumerate(value))
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{origin}: '{key}' must be true or false; got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{origin}: '{key}' must be an integer; got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{origin}: '{key}' must be a number; got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{origin}: '{key}' must be a string; got {value!r}")
+    raise ConfigError(f"{origin}: '{key}' has a type kompete cannot read ({tp})")
+
+
+def _check_bounds(value: Any, f: dataclasses.Field, origin: str, key: str) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return
+    ge, le, gt = f.metadata.get("ge"), f.metadata.get("le"), f.metadata.get("gt")
+    if ge is not None and value < ge:
+        raise ConfigError(f"{origin}: '{key}' must be >= {ge}; got {value}")
+    if le is not None and value > le:
+        raise ConfigError(f"{origin}: '{key}' must be <= {le}; got {value}")
+    if gt is not None and value <= gt:
+        raise ConfigError(f"{origin}: '{key}' must be > {gt}; got {value}")
+
+
+def _check_names(cfg: Config, origin: str) -> None:
+    """Names that refer to registries, and relations between keys."""
+    from kompete import models, losses  # noqa: F401  (importing fills the registries)
+    from kompete.registry import LOSSES, MODELS
+
+    for key, value, reg in (("train.model", cfg.train.model, MODELS), ("train.loss", cfg.train.loss, LOSSES)):
+        if len(reg.names()) and value not in reg:
+            raise ConfigError(f"{origin}: '{key}' is {value!r}; choose one of: {', '.join(reg.names())}")
+    if cfg.output.n_min > cfg.output.n_max:
+        raise ConfigError(f"{origin}: 'output.n_min' ({cfg.output.n_min}) exceeds 'output.n_max' ({cfg.output.n_max})")
+    if cfg.data.sample is not None and cfg.data.sample.kind != cfg.data.layout:
+        raise ConfigError(f"{origin}: 'data.sample.kind' must match 'data.layout' ({cfg.data.layout})")
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+# --------------------------------------------------------------------------- identity and saving
+
+
+def config_hash(cfg: Config) -> str:
+    """Ten hex digits that name runs and kernels: same settings, same hash."""
+    blob = json.dumps(cfg.to_dict(), sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def save_config(cfg: Config, path: str | Path) -> Path:
+    """Write the resolved config as YAML (atomically); load_config reads it back."""
+    text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+    paths.write_text_atomic(path, text)
+    return Path(path)
+
+
+def describe(cls: Any = Config, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(key, default, help) for every leaf key: the schema a user reads in `kompete config-keys`."""
+    rows = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        key = _join(prefix, f.name)
+        sub = _dataclass_of(hints[f.name])
+        if sub is not None:
+            rows += describe(sub, key)
+        else:
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            rows.append((key, repr(default), f.metadata.get("help", "")))
+    return rows

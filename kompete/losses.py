@@ -1,0 +1,1 @@
+"""Adversarial and reconstruction losses, registered by name in kompete.registry.LOSSES."""

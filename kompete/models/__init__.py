@@ -1,0 +1,1 @@
+"""GAN model families, registered by name in kompete.registry.MODELS."""

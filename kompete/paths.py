@@ -1,0 +1,82 @@
+"""Where things live: local folders vs a Kaggle kernel. The only module with hard-coded paths."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_DIR = PACKAGE_DIR.parent
+
+
+def kaggle_root() -> Path:
+    """The root of a Kaggle kernel's file system; KOMPETE_KAGGLE_ROOT moves it for local dry runs and tests."""
+    return Path(os.environ.get("KOMPETE_KAGGLE_ROOT", "/kaggle"))
+
+
+def kaggle_input() -> Path:
+    return kaggle_root() / "input"
+
+
+def kaggle_working() -> Path:
+    return kaggle_root() / "working"
+
+
+def on_kaggle() -> bool:
+    """True inside a Kaggle kernel (or a local stand-in made with KOMPETE_KAGGLE_ROOT)."""
+    explicit = "KOMPETE_KAGGLE_ROOT" in os.environ or "KAGGLE_KERNEL_RUN_TYPE" in os.environ
+    return explicit and kaggle_input().is_dir()
+
+
+def cache_dir() -> Path:
+    """User cache for prepared data and reference statistics; never inside the installed package."""
+    if "KOMPETE_CACHE_DIR" in os.environ:
+        root = Path(os.environ["KOMPETE_CACHE_DIR"])
+    elif on_kaggle():
+        root = Path(tempfile.gettempdir()) / "kompete-cache"  # /kaggle/working counts against the output limits
+    else:
+        root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "kompete"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def competitions_dirs() -> list[Path]:
+    """Folders searched for `<name>.yaml`, first match wins."""
+    dirs = [Path(p) for p in os.environ.get("KOMPETE_COMPETITIONS", "").split(os.pathsep) if p]
+    dirs += [Path.cwd() / "competitions", REPO_DIR / "competitions"]
+    seen: list[Path] = []
+    for d in dirs:
+        if d.resolve() not in seen:
+            seen.append(d.resolve())
+    return seen
+
+
+def default_runs_dir() -> Path:
+    return kaggle_working() if on_kaggle() else Path.cwd() / "runs"
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds.
+
+    A killed process leaves either the old file or the new one, never half of one.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    with atomic_output(path) as tmp:
+        tmp.write_text(text)

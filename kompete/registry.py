@@ -1,0 +1,43 @@
+"""Name -> object registries, so configs choose models, losses and metrics by name."""
+
+from __future__ import annotations
+
+from typing import Callable, Generic, TypeVar
+
+from kompete.errors import ConfigError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._items: dict[str, T] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        def add(obj: T) -> T:
+            if name in self._items:
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            self._items[name] = obj
+            return obj
+
+        return add
+
+    def get(self, name: str) -> T:
+        try:
+            return self._items[name]
+        except KeyError:
+            raise ConfigError(f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}") from None
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._items
+
+
+# The project's registries. Modules that define entries import these and decorate.
+MODELS: Registry = Registry("model")
+LOSSES: Registry = Registry("loss")
+METRICS: Registry = Registry("metric")
+AUGMENTATIONS: Registry = Registry("augmentation")

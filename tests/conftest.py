@@ -1,0 +1,30 @@
+"""Shared fixtures: every test runs with its own cache and never touches the user's home."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """A cache shared by the whole session (sample data is made once), away from ~/.cache."""
+    cache = tmp_path_factory.getbasetemp() / "kompete-cache"
+    monkeypatch.setenv("KOMPETE_CACHE_DIR", str(cache))
+    monkeypatch.delenv("KOMPETE_KAGGLE_ROOT", raising=False)
+    monkeypatch.delenv("KAGGLE_KERNEL_RUN_TYPE", raising=False)
+    return cache
+
+
+def run_kompete(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 600):
+    """Run the real CLI in a subprocess, as a user would."""
+    import subprocess
+
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "kompete", *args], capture_output=True, text=True,
+                          env=full_env, cwd=cwd or REPO, timeout=timeout)
