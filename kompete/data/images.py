@@ -1,0 +1,166 @@
+"""Reading image files robustly, in parallel, and the summary of what was kept and skipped."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence, TypeVar
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass
+class DataSummary:
+    """What a loader found: the `kompete data` report."""
+
+    data_dir: str = ""
+    n_files: int = 0
+    n_images: int = 0
+    n_classes: int = 0
+    image_size: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    examples: dict[str, str] = field(default_factory=dict)
+    cache_path: str = ""
+    cache_hit: bool = False
+    seconds: float = 0.0
+
+    def skip(self, reason: str, name: str) -> None:
+        self.skipped[reason] += 1
+        self.examples.setdefault(reason, name)
+
+    def lines(self) -> list[str]:
+        out = [f"data          {self.data_dir}",
+               f"files         {self.n_files}",
+               f"images        {self.n_images} at {self.image_size}x{self.image_size}"]
+        if self.n_classes:
+            out.append(f"classes       {self.n_classes}")
+        for reason, count in sorted(self.skipped.items()):
+            out.append(f"skipped       {count} {reason} (e.g. {self.examples[reason]})")
+        out.append(f"cache         {self.cache_path} ({'hit' if self.cache_hit else 'built'})")
+        out.append(f"time          {self.seconds:.2f} s")
+        return out
+
+
+def list_images(folder: Path) -> tuple[list[Path], list[Path]]:
+    """(image files, other files) directly inside `folder`, sorted by name."""
+    images, others = [], []
+    for entry in sorted(folder.iterdir()):
+        if entry.is_file():
+            (images if entry.suffix.lower() in IMAGE_SUFFIXES else others).append(entry)
+    return images, others
+
+
+def open_rgb(path: Path) -> Image.Image | None:
+    """The decoded RGB image, or None when the file is not a readable image (truncated, corrupt)."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img.convert("RGB")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def resize_square(img: Image.Image, size: int) -> Image.Image:
+    """Anti-aliased resize to size x size (Lanczos, PIL's former ANTIALIAS)."""
+    if img.size == (size, size):
+        return img
+    return img.resize((size, size), Image.LANCZOS)
+
+
+def center_square(img: Image.Image) -> Image.Image:
+    w, h = img.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    return img.crop((left, top, left + side, top + side))
+
+
+def parallel_map(fn: Callable[[T], R], items: Sequence[T], desc: str, progress: bool = True,
+                 workers: int | None = None) -> list[R]:
+    """fn over items in worker processes, in order, with a progress bar; inline when small."""
+    workers = workers or os.cpu_count() or 1
+    bar = tqdm(total=len(items), desc=desc, unit="img", disable=not progress, leave=False)
+    try:
+        if workers == 1 or len(items) < 256:
+            results = []
+            for item in items:
+                results.append(fn(item))
+                bar.update()
+            return results
+        chunk = max(16, len(items) // (workers * 16))
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            results = []
+            for result in pool.map(fn, items, chunksize=chunk):
+                results.append(result)
+                bar.update()
+            return results
+    finally:
+        bar.close()
+
+
+def stack(images: Iterable[np.ndarray], size: int) -> np.ndarray:
+    arrays = list(images)
+    if not arrays:
+        return np.zeros((0, size, size, 3), np.uint8)
+    return np.stack(arrays).astype(np.uint8, copy=False)
+
+
+class Timer:
+    def __enter__(self) -> "Timer":
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.seconds = time.perf_counter() - self.start
+
+
+@dataclass
+class ImageSet:
+    """Prepared images held in memory as one uint8 array, ready to move to the GPU whole."""
+
+    images: np.ndarray  # uint8 [N, H, W, 3]
+    labels: np.ndarray  # int64 [N]
+    classes: list[str]
+    summary: DataSummary = field(default_factory=DataSummary)
+    names: list[str] = field(default_factory=list)  # source file names, where they matter (photos to translate)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        meta = {"n_files": self.summary.n_files, "skipped": dict(self.summary.skipped),
+                "examples": self.summary.examples, "image_size": self.summary.image_size}
+        return {"images": self.images, "labels": self.labels, "classes": np.asarray(self.classes, dtype=str),
+                "names": np.asarray(self.names, dtype=str), "meta": np.asarray(json.dumps(meta))}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "ImageSet":
+        meta = json.loads(str(arrays["meta"]))
+        summary = DataSummary(n_files=meta["n_files"], n_images=len(arrays["images"]),
+                              n_classes=len(arrays["classes"]), image_size=meta["image_size"],
+                              skipped=Counter(meta["skipped"]), examples=meta["examples"])
+        return cls(arrays["images"], arrays["labels"], [str(c) for c in arrays["classes"]], summary,
+                   [str(n) for n in arrays["names"]])
+
+
+@dataclass
+class DomainPair:
+    """Two unpaired image domains: photos (source) and paintings (target)."""
+
+    source: ImageSet
+    target: ImageSet
+
+    @property
+    def source_names(self) -> list[str]:
+        return self.source.names

@@ -1,0 +1,70 @@
+"""gan-getting-started layout: `photo_jpg/` and `monet_jpg/`, two unpaired 256x256 domains.
+
+Both domains are decoded once into uint8 arrays (cached) and go to the GPU whole; the CycleGAN
+augmentation (resize to load_size, random crop, flip) runs there, per batch (kompete.data.augment).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from kompete.config import Config
+from kompete.data import cache
+from kompete.data.images import (DataSummary, DomainPair, ImageSet, Timer, center_square, list_images, open_rgb,
+                                 parallel_map, resize_square, stack)
+from kompete.errors import DataError
+
+
+def load_domains(cfg: Config, root: Path, progress: bool = True) -> DomainPair:
+    d = cfg.data
+    return DomainPair(source=load_domain(cfg, root / d.source_dir, progress),
+                      target=load_domain(cfg, root / d.target_dir, progress))
+
+
+def load_domain(cfg: Config, folder: Path, progress: bool = True) -> ImageSet:
+    """Every readable image in `folder` at data.image_size, cached by the files and size."""
+    size = cfg.data.image_size
+    if not folder.is_dir():
+        raise DataError(f"no {folder.name}/ folder in {folder.parent}",
+                        hint=f"run `kompete data download {cfg.name}` or pass --data-dir")
+    with Timer() as timer:
+        files, others = list_images(folder)
+        if not files:
+            raise DataError(f"no images in {folder}", hint=f"run `kompete data download {cfg.name}`")
+        key = cache.inputs_key(files, {"layout": "monet", "size": size})
+        path = cache.cache_file(f"monet-{folder.name}", key)
+        cached = cache.load(path)
+        if cached is None:
+            image_set = _decode_all(files, others, size, progress, folder.name)
+            cache.save(path, image_set.to_arrays())
+        else:
+            image_set = ImageSet.from_arrays(cached)
+    s = image_set.summary
+    s.data_dir, s.cache_path, s.cache_hit, s.seconds = str(folder), str(path), cached is not None, timer.seconds
+    if len(image_set) == 0:
+        raise DataError(f"none of the {len(files)} images in {folder} could be read")
+    return image_set
+
+
+def _decode_all(files: list[Path], others: list[Path], size: int, progress: bool, name: str) -> ImageSet:
+    summary = DataSummary(n_files=len(files) + len(others), image_size=size)
+    for other in others:
+        summary.skip("non-image files", other.name)
+    decoded = parallel_map(decode_square, [(f, size) for f in files], desc=f"reading {name}", progress=progress)
+    images, names = [], []
+    for f, arr in zip(files, decoded):
+        if arr is None:
+            summary.skip("unreadable images", f.name)
+        else:
+            images.append(arr)
+            names.append(f.name)
+    summary.n_images = len(images)
+    return ImageSet(stack(images, size), np.zeros(len(images), np.int64), [], summary, names)
+
+
+def decode_square(job: tuple[Path, int]) -> np.ndarray | None:
+    path, size = job
+    img = open_rgb(path)
+    return None if img is None else np.asarray(resize_square(center_square(img), size))

@@ -1,0 +1,181 @@
+"""Procedurally generated sample competitions, written in the real Kaggle layouts.
+
+They let the whole pipeline run offline in minutes on a CPU through the same loaders as the real
+data. The same seed gives the same bytes; a sample is made once, at first use, into the cache.
+
+- dogs: "dogs" of a few "breeds" (body shape, colour, ear style) on textured backgrounds, one or two
+  per image, with Pascal-VOC boxes in Annotation/<wnid>-<breed>/<image id>.
+- monet: unpaired "photos" (sharp, cool, clean scenes) and "paintings" (the same kind of scenes in a
+  warm palette with brush strokes and soft edges).
+"""
+
+from __future__ import annotations
+
+import colorsys
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+from kompete import paths
+from kompete.config import SampleConfig
+
+VERSION = 1  # bump when the generators change their output
+BREEDS = ["Roundhound", "Boxer Block", "Pointy Terrier", "Diamond Setter", "Long Basset", "Tall Whippet"]
+
+
+def ensure_sample(name: str, sample: SampleConfig) -> Path:
+    """The folder holding sample `name`, generated (atomically) if it is not in the cache yet."""
+    key = hashlib.sha256(json.dumps({"v": VERSION, **asdict(sample)}, sort_keys=True).encode()).hexdigest()[:12]
+    root = paths.cache_dir() / "samples" / f"{name}-{key}"
+    if root.is_dir():
+        return root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{name}-"))
+    try:
+        (write_sample_dogs if sample.kind == "dogs" else write_sample_monet)(tmp, sample)
+        os.replace(tmp, root)  # another process may have won the race: then keep theirs
+    except OSError:
+        if not root.is_dir():
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return root
+
+
+# --------------------------------------------------------------------------- dogs
+
+
+def write_sample_dogs(root: Path, sample: SampleConfig) -> None:
+    rng = np.random.default_rng(sample.seed)
+    images_dir = root / "all-dogs"
+    images_dir.mkdir(parents=True)
+    folders = []
+    for k in range(sample.n_classes):
+        wnid = f"n{90000000 + k:08d}"
+        folder = root / "Annotation" / f"{wnid}-{BREEDS[k % len(BREEDS)].replace(' ', '_')}"
+        folder.mkdir(parents=True)
+        folders.append((wnid, folder))
+    width, height = sample.image_size, sample.image_size * 3 // 4
+    for i in range(sample.n_images):
+        breed = int(rng.integers(sample.n_classes))
+        wnid, folder = folders[breed]
+        img = _background(rng, width, height)
+        n_dogs = 2 if rng.random() < 0.2 else 1
+        boxes = [_draw_dog(img, rng, breed, sample.n_classes) for _ in range(n_dogs)]
+        stem = f"{wnid}_{i}"
+        img.save(images_dir / f"{stem}.jpg", quality=92)
+        (folder / stem).write_text(_voc_xml(stem, width, height, folder.name.split("-", 1)[1], boxes))
+
+
+def _background(rng: np.random.Generator, width: int, height: int) -> Image.Image:
+    """A muted two-colour gradient with grain: enough texture that the dog has to be found."""
+    top, bottom = rng.uniform(60, 200, 3), rng.uniform(40, 180, 3)
+    t = np.linspace(0, 1, height)[:, None, None]
+    grad = top * (1 - t) + bottom * t
+    grain = rng.normal(0, 10, (height, width, 3))
+    return Image.fromarray(np.clip(grad + grain, 0, 255).astype(np.uint8), "RGB")
+
+
+def _draw_dog(img: Image.Image, rng: np.random.Generator, breed: int, n_classes: int) -> tuple[int, int, int, int]:
+    """Draw one dog of `breed`; returns its box (xmin, ymin, xmax, ymax)."""
+    width, height = img.size
+    hue = breed / max(n_classes, 1)
+    colour = tuple(int(255 * c) for c in colorsys.hsv_to_rgb(hue + rng.uniform(-0.03, 0.03), 0.75, rng.uniform(0.7, 1)))
+    side = int(min(width, height) * rng.uniform(0.45, 0.8))
+    aspect = [1.0, 0.8, 1.2, 1.0, 0.6, 1.4][breed % 6]
+    w, h = int(side * min(1.0, 1 / aspect)), int(side * min(1.0, aspect))
+    x0, y0 = int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1))
+    draw = ImageDraw.Draw(img)
+    body = (x0, y0 + h // 3, x0 + w, y0 + h)
+    head = (x0 + w // 4, y0, x0 + 3 * w // 4, y0 + h // 2)
+    kind = breed % 4
+    if kind == 0:
+        draw.ellipse(body, fill=colour)
+    elif kind == 1:
+        draw.rectangle(body, fill=colour)
+    elif kind == 2:
+        draw.polygon([(x0, y0 + h), (x0 + w, y0 + h), (x0 + w // 2, y0 + h // 3)], fill=colour)
+    else:
+        draw.polygon([(x0 + w // 2, y0 + h // 3), (x0 + w, y0 + 2 * h // 3), (x0 + w // 2, y0 + h),
+                      (x0, y0 + 2 * h // 3)], fill=colour)
+    draw.ellipse(head, fill=colour)
+    ear = max(2, w // 8)
+    for ex in (head[0], head[2] - ear):  # ears: pointed for even breeds, floppy for odd
+        if breed % 2 == 0:
+            draw.polygon([(ex, head[1] + ear), (ex + ear, head[1] + ear), (ex + ear // 2, head[1])], fill=colour)
+        else:
+            draw.ellipse((ex - ear // 2, head[1] + ear // 2, ex + ear // 2, head[1] + 2 * ear), fill=colour)
+    eye = max(1, w // 16)
+    cy = (head[1] + head[3]) // 2
+    for ex in ((head[0] * 2 + head[2]) // 3, (head[0] + head[2] * 2) // 3):
+        draw.ellipse((ex - eye, cy - eye, ex + eye, cy + eye), fill=(20, 20, 20))
+    return x0, y0, x0 + w, y0 + h
+
+
+def _voc_xml(stem: str, width: int, height: int, breed: str, boxes: list[tuple[int, int, int, int]]) -> str:
+    objects = "".join(
+        f"<object><name>{breed}</name><pose>Unspecified</pose><truncated>0</truncated><difficult>0</difficult>"
+        f"<bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin><xmax>{b[2]}</xmax><ymax>{b[3]}</ymax></bndbox></object>"
+        for b in boxes)
+    return (f"<annotation><folder>{breed}</folder><filename>{stem}</filename><source><database>kompete sample"
+            f"</database></source><size><width>{width}</width><height>{height}</height><depth>3</depth></size>"
+            f"<segment>0</segment>{objects}</annotation>\n")
+
+
+# --------------------------------------------------------------------------- monet
+
+
+def write_sample_monet(root: Path, sample: SampleConfig) -> None:
+    rng = np.random.default_rng(sample.seed)
+    for folder, count, painter in (("photo_jpg", sample.n_images, False), ("monet_jpg", sample.n_target, True)):
+        (root / folder).mkdir(parents=True)
+        for i in range(count):
+            scene = _scene(rng, sample.image_size)
+            if painter:
+                scene = _paint(scene, rng)
+            scene.save(root / folder / f"{i:05d}.jpg", quality=92)
+
+
+def _scene(rng: np.random.Generator, size: int) -> Image.Image:
+    """A landscape: sky gradient, horizon, ground, a sun and a few hard-edged shapes."""
+    horizon = int(size * rng.uniform(0.4, 0.7))
+    sky_top, sky_low = rng.uniform([20, 60, 140], [80, 130, 230]), rng.uniform([120, 160, 200], [200, 220, 250])
+    ground = rng.uniform([30, 80, 30], [110, 160, 90])
+    t = np.linspace(0, 1, size)[:, None, None]
+    arr = np.broadcast_to(sky_top * (1 - t) + sky_low * t, (size, size, 3)).copy()
+    arr[horizon:] = ground * rng.uniform(0.8, 1.1, (size - horizon, 1, 1))
+    img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
+    draw = ImageDraw.Draw(img)
+    r = int(size * rng.uniform(0.05, 0.12))
+    sx, sy = int(rng.integers(r, size - r)), int(rng.integers(r, max(r + 1, horizon - r)))
+    draw.ellipse((sx - r, sy - r, sx + r, sy + r), fill=(250, 240, 200))
+    for _ in range(int(rng.integers(1, 4))):  # trees and houses
+        w, h = int(size * rng.uniform(0.05, 0.2)), int(size * rng.uniform(0.1, 0.35))
+        x = int(rng.integers(0, size - w))
+        colour = tuple(int(c) for c in rng.uniform([20, 40, 20], [120, 120, 100]))
+        draw.rectangle((x, horizon - h, x + w, horizon + h // 4), fill=colour)
+    return img
+
+
+def _paint(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Monet-ish: warm, pastel palette, visible short brush strokes, softened edges."""
+    arr = np.asarray(img).astype(np.float32)
+    arr = arr * [1.08, 0.98, 0.82] + [28, 18, 6]  # warm shift
+    arr = 0.75 * arr + 0.25 * arr.mean(axis=2, keepdims=True) + 20  # pastel: less saturated, lighter
+    painted = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB").filter(ImageFilter.GaussianBlur(0.8))
+    draw = ImageDraw.Draw(painted)
+    size = img.size[0]
+    src = np.asarray(painted)
+    for _ in range(size * 3):
+        x, y = int(rng.integers(size)), int(rng.integers(size))
+        dx, dy = rng.normal(0, size / 40, 2)
+        colour = tuple(int(np.clip(c + rng.normal(0, 18), 0, 255)) for c in src[y, x])
+        draw.line((x, y, x + dx, y + dy), fill=colour, width=max(1, size // 64))
+    return painted
