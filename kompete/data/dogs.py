@@ -131,7 +131,9 @@ def crop_dog(job: DogJob) -> tuple[list[np.ndarray], str | None]:
     crops = []
     for box in boxes:
         square = square_box([v / scale for v in box], job.settings.margin, rgb.size)
-        crops.append(np.asarray(resize_square(rgb.crop(square), job.settings.size)))
+        size = job.settings.size
+        # resizing straight from the box with a reducing gap: a fast box-filter pre-shrink, then Lanczos
+        crops.append(np.asarray(rgb.resize((size, size), Image.LANCZOS, box=square, reducing_gap=3.0)))
     return crops, None
 
 
@@ -165,7 +167,7 @@ def _draft(img: Image.Image, boxes: list[Box], size: int) -> float:
     if img.format != "JPEG":
         return 1.0
     smallest = min((min(b[2] - b[0], b[3] - b[1]) for b in boxes), default=min(img.size))
-    reduce = 2 ** max(0, min(3, int(math.log2(max(smallest, 1) / (2 * size)))))
+    reduce = 2 ** max(0, min(3, int(math.log2(max(smallest, 1) / (1.5 * size)))))
     if reduce == 1:
         return 1.0
     full = img.size
