@@ -91,6 +91,16 @@ class Context:
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return bool(t.item() > 0.5)
 
+    def agree(self, flags: list[bool]) -> list[bool]:
+        """Each flag true on any rank becomes true on all (one all-reduce); unchanged without DDP."""
+        if not self.ddp:
+            return flags
+        import torch.distributed as dist
+
+        t = torch.tensor([1.0 if f else 0.0 for f in flags], device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return [bool(v > 0.5) for v in t.tolist()]
+
     def close(self) -> None:
         if self.ddp:
             import torch.distributed as dist

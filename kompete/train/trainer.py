@@ -99,17 +99,20 @@ class Trainer:
                 self._checkpoint()  # step 0: something to restore if the very first steps blow up
             while True:
                 now = time.monotonic()
-                if self.stop_signal is not None:
-                    reason = "signal"
-                    break
                 if task.epoch >= t.epochs:
                     reason = "epochs"
                     break
                 if self.max_steps is not None and task.step_count >= self.max_steps:
                     reason = "max_steps"
                     break
-                if now >= self.budget.train_end:
-                    break
+                # alone, the clock and signals are checked every step (host time: no sync); under DDP the
+                # ranks agree on them at log steps instead, so that all stop at the same step
+                if not ctx.ddp:
+                    if self.stop_signal is not None:
+                        reason = "signal"
+                        break
+                    if now >= self.budget.train_end:
+                        break
                 progress = (now - self.budget.start) / max(1e-9, self.budget.train_seconds)
                 self._set_lrs(lr_factor(t, progress) * self.lr_scale)
                 batch = task.next_batch()
@@ -120,18 +123,25 @@ class Trainer:
                 self._pending.append(task.step(batch))
                 if self.on_step is not None:
                     self.on_step(self)
+                at_log = task.step_count % t.log_every == 0
                 due_ckpt = now - last_ckpt_time >= t.checkpoint_minutes * 60
-                if task.step_count % t.log_every == 0 or due_ckpt:
+                stop = False
+                if ctx.ddp:
+                    due_ckpt = False
+                    if at_log:
+                        late, signalled, due_ckpt = ctx.agree([time.monotonic() >= self.budget.train_end,
+                                                               self.stop_signal is not None,
+                                                               now - last_ckpt_time >= t.checkpoint_minutes * 60])
+                        stop = late or signalled
+                        reason = "signal" if signalled else "deadline"
+                if at_log or due_ckpt:
                     if not self._flush(log, bar, now - start):
                         continue  # restored from the last checkpoint
-                if due_ckpt and ctx.all_true(True):
+                if due_ckpt:
                     self._checkpoint()
                     last_ckpt_time = time.monotonic()
                 bar.update(now - start)
-                # in DDP every rank must stop together: agree on the clock at each log step
-                if ctx.ddp and task.step_count % t.log_every == 0 and ctx.any_true(
-                        time.monotonic() >= self.budget.train_end or self.stop_signal is not None):
-                    reason = "signal" if self.stop_signal is not None else "deadline"
+                if stop:
                     break
             if self._flush(log, bar, time.monotonic() - start):
                 self._checkpoint()
