@@ -307,6 +307,34 @@ def test_cli_trains_then_generates_a_zip(tmp_path):
         assert len(z.namelist()) == 25
 
 
+def test_cli_sigterm_saves_a_checkpoint_and_exits_143(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    run = tmp_path / "run"
+    sets = [a for s in TINY for a in ("--set", s)]
+    proc = subprocess.Popen([sys.executable, "-m", "kompete", "train", "sample-dogs", "--out", str(run),
+                             "--time-budget", "10m", "--quiet", *sets, "--set", "generate.n_images=25"],
+                            env={**os.environ, "PYTHONPATH": str(REPO), **ONE_THREAD}, cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (run / "metrics.csv").is_file() or (run / "metrics.csv").stat().st_size < 80:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    assert "stopped by SIGTERM" in err and "Traceback" not in err
+    step = int(out.split("steps")[1].split()[0])
+    assert step > 0 and ckpt.find_checkpoint(run).name == f"step-{step:08d}.pt"
+
+
 def test_cli_bad_settings_are_one_clear_error(tmp_path):
     r = run_kompete("train", "sample-dogs", "--out", str(tmp_path), "--set", "train.model=biggan9000")
     assert r.returncode == 2

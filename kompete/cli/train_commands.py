@@ -27,7 +27,7 @@ def default_run_dir(name: str) -> Path:
                    "runtime limit counted from the kernel start (KOMPETE_KERNEL_START).")
 @click.option("--resume", "resume", type=click.Path(path_type=Path), default=None,
               help="Continue from the newest checkpoint in this run folder (or a previous kernel's output).")
-@click.option("--fresh", is_flag=True, help="Ignore checkpoints already in the run folder.")
+@click.option("--fresh", is_flag=True, help="Start over: delete the checkpoints and metrics already in the run folder.")
 @click.option("--max-steps", type=int, default=None, help="Stop after this many steps (smoke tests).")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: the best available).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
