@@ -182,6 +182,12 @@ def test_resume_continues_the_same_trajectory(dogs16, tmp_path):
         assert torch.equal(a, b)
 
 
+def test_resuming_a_checkpoint_of_another_model_is_a_clear_error(dogs16, tmp_path):
+    train(tiny_cfg("train.model=dcgan"), dogs16, tmp_path, 1)
+    with pytest.raises(TrainingError, match="does not fit this config"):
+        train(tiny_cfg("train.model=sngan"), dogs16, tmp_path, 2, resume=tmp_path)
+
+
 def test_checkpoints_keep_only_the_newest(dogs16, tmp_path):
     cfg = tiny_cfg("train.checkpoint_minutes=1e-9", "train.keep_checkpoints=2")
     train(cfg, dogs16, tmp_path, 5)

@@ -72,7 +72,12 @@ class Trainer:
         """Continue from the newest checkpoint of a run folder (or a checkpoint file)."""
         path = ckpt.find_checkpoint(where)
         payload = ckpt.load_checkpoint(path, map_location=self.task.ctx.device)
-        self.task.load_state_dict(payload["task"])
+        try:
+            self.task.load_state_dict(payload["task"])
+        except (RuntimeError, KeyError, ValueError) as exc:
+            raise TrainingError(f"checkpoint {path} does not fit this config "
+                                f"({str(exc).splitlines()[0][:160]})",
+                                hint="train into another --out, or pass --fresh to start over") from None
         self.lr_scale = float(payload.get("trainer", {}).get("lr_scale", 1.0))
         self.last_checkpoint = path
         return path
@@ -172,7 +177,6 @@ class Trainer:
             return True
         names = list(self._pending[0])
         values = torch.stack([torch.stack([p[n].float() for n in names]) for p in self._pending]).cpu()
-        n_steps = len(self._pending)
         self._pending.clear()
         if not torch.isfinite(values).all():
             self._restore_after_nan()
@@ -188,7 +192,6 @@ class Trainer:
             log.write(row)
         bar.update(elapsed, step=self.task.step_count, ep=self.task.epoch,
                    **{k: v for k, v in means.items() if k in ("d", "g")}, left=f"{self.budget.left(now):.0f}s")
-        del n_steps
         return True
 
     def _restore_after_nan(self) -> None:
