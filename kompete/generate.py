@@ -75,6 +75,14 @@ def encode_into(zw: ZipImageWriter, batch: np.ndarray, pool: ThreadPoolExecutor)
         zw.count += 1
 
 
+def _encode_copied(zw: ZipImageWriter, pending: tuple[torch.Tensor, "torch.cuda.Event | None"],
+                   pool: ThreadPoolExecutor) -> None:
+    host, copied = pending
+    if copied is not None:
+        copied.synchronize()
+    encode_into(zw, host.numpy(), pool)
+
+
 @writer("generate")
 def write_generated(task: Task, cfg: Config, zw: ZipImageWriter, opts: GenerateOptions) -> int:
     """opts.n images from seeded noise; conditional models cycle through the classes in order."""
@@ -89,15 +97,19 @@ def write_generated(task: Task, cfg: Config, zw: ZipImageWriter, opts: GenerateO
             z = truncated_noise(b, task.z_dim, opts.truncation, gen)  # type: ignore[attr-defined]
             y = torch.arange(done, done + b) % n_classes
             images = _resize(task.generate(z, y), cfg.output.image_size)  # type: ignore[attr-defined]
-            host = images.permute(0, 2, 3, 1).to("cpu", non_blocking=True)
+            host = images.permute(0, 2, 3, 1).contiguous().to("cpu", non_blocking=True)
+            # a non_blocking copy to the host is readable only once the device has done it
+            copied = torch.cuda.Event() if host.device != images.device and images.is_cuda else None
+            if copied is not None:
+                copied.record()
             if pending is not None:  # encode the previous batch while the device makes this one
-                encode_into(zw, pending.numpy(), pool)
-                bar.update(len(pending))
-            pending = host
+                _encode_copied(zw, pending, pool)
+                bar.update(len(pending[0]))
+            pending = (host, copied)
             done += b
         if pending is not None:
-            encode_into(zw, pending.numpy(), pool)
-            bar.update(len(pending))
+            _encode_copied(zw, pending, pool)
+            bar.update(len(pending[0]))
     bar.close()
     return done
 
