@@ -218,6 +218,16 @@ def test_budget_without_room_to_train_is_a_clear_error():
         parse_duration("soon")
 
 
+def test_lr_schedules_follow_the_budget_fraction():
+    from kompete.train.schedule import lr_factor
+
+    const, cos, lin = (tiny_cfg(f"train.lr_schedule={k}", "train.lr_cycles=2", "train.lr_decay_start=0.5").train
+                       for k in ("constant", "cosine", "linear"))
+    assert [lr_factor(const, p) for p in (0, 0.5, 1)] == [1, 1, 1]
+    assert [round(lr_factor(cos, p), 6) for p in (0, 0.25, 0.49999, 0.5, 1)] == [1, 0.5, 0, 1, 0]
+    assert [lr_factor(lin, p) for p in (0, 0.5, 0.75, 1)] == [1, 1, 0.5, 0]
+
+
 def test_kernel_start_anchors_the_deadline(monkeypatch):
     cfg = tiny_cfg()  # runtime 0.05 h = 180 s
     monkeypatch.setenv("KOMPETE_KERNEL_START", str(time.time() - 100))
