@@ -123,6 +123,26 @@ class KernelConfig:
 
 
 @dataclass(frozen=True)
+class CycleGanConfig:
+    """CycleGAN for `translate` competitions (photo -> painting).
+
+    Widths (g_channels, d_channels), Adam settings, the learning-rate schedule and DiffAugment are the
+    shared `train` keys; these are the CycleGAN-only ones.
+    """
+
+    generator: Literal["resnet", "unet"] = opt("resnet", "ResNet (the paper's, best with many epochs) or U-Net "
+                                                          "(reached better MiFID inside a 5 h budget)")
+    n_blocks: int = opt(9, "ResNet generator: residual blocks (9 for 256x256)", ge=0)
+    unet_levels: int = opt(0, "U-Net generator: stride-2 levels; 0 = down to 1x1 (log2 of the image size)", ge=0)
+    d_layers: int = opt(3, "PatchGAN layers; 3 gives 70x70 patches", ge=1)
+    lambda_cycle: float = opt(10.0, "weight of the cycle-consistency L1 loss", ge=0)
+    lambda_identity: float = opt(0.5, "weight of the identity L1 loss, as a fraction of lambda_cycle", ge=0)
+    pool_size: int = opt(50, "fakes kept in the history buffer that feeds the discriminators; 0 = none", ge=0)
+    init_gain: float = opt(0.02, "standard deviation of the N(0, gain) weight initialisation", gt=0)
+    grid_photos: int = opt(8, "fixed photos translated into the side-by-side grid every epoch", ge=1)
+
+
+@dataclass(frozen=True)
 class Config:
     name: str = opt("", "competition slug, as in kaggle.com/c/<name>")
     title: str = opt("", "human-readable title")
@@ -134,6 +154,7 @@ class Config:
     train: TrainConfig = opt(None)
     generate: GenerateConfig = opt(None)
     kernel: KernelConfig = opt(None)
+    cyclegan: CycleGanConfig = opt(None)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -327,6 +348,10 @@ def _check_names(cfg: Config, origin: str) -> None:
         raise ConfigError(f"{origin}: 'output.n_min' ({cfg.output.n_min}) exceeds 'output.n_max' ({cfg.output.n_max})")
     if cfg.data.sample is not None and cfg.data.sample.kind != cfg.data.layout:
         raise ConfigError(f"{origin}: 'data.sample.kind' must match 'data.layout' ({cfg.data.layout})")
+    model_task = getattr(MODELS.get(cfg.train.model), "task", None) if cfg.train.model in MODELS else None
+    if model_task is not None and model_task != cfg.task:
+        raise ConfigError(f"{origin}: 'train.model' {cfg.train.model!r} is for task {model_task!r}, "
+                          f"but 'task' is {cfg.task!r}")
 
 
 def _join(prefix: str, name: str) -> str:
