@@ -33,6 +33,7 @@ class GenerateOptions:
     truncation: float = 0.0
     batch_size: int = 500
     progress: bool = True
+    data_dir: str | None = None  # translate: where the photos are (default: the config's data folders)
 
 
 Writer = Callable[[Task, Config, ZipImageWriter, GenerateOptions], int]
@@ -102,6 +103,64 @@ def write_generated(task: Task, cfg: Config, zw: ZipImageWriter, opts: GenerateO
     return done
 
 
+@writer("translate")
+def write_translated(task: Task, cfg: Config, zw: ZipImageWriter, opts: GenerateOptions) -> int:
+    """Every photo through the photo -> painting generator, in order; past the last photo, the photos again,
+    mirrored (so up to twice as many distinct images as photos). Deterministic: no noise involved."""
+    from kompete.data.augment import to_float, to_uint8
+    from kompete.train.context import eval_mode
+
+    photos = _photos(task, cfg, opts.data_dir)  # uint8 NCHW, on the task's device when it trains on them
+    n_photos = len(photos)
+    if opts.n > 2 * n_photos:
+        raise ConfigError(f"{opts.n} translations asked for, but {n_photos} photos give at most {2 * n_photos} "
+                          "(each photo and its mirror image)")
+    ctx = task.ctx
+    G = task.generator_for_inference()
+    bar = tqdm(total=opts.n, desc="translate", unit="img", disable=not opts.progress, leave=False)
+    done = 0
+    with ThreadPoolExecutor(max_workers=4) as pool, eval_mode(G), torch.no_grad():
+        pending = None
+        while done < opts.n:
+            b = min(opts.batch_size, opts.n - done)
+            order = torch.arange(done, done + b)
+            idx = order % n_photos
+            x = photos[idx.to(photos.device)]
+            if x.device != ctx.device:
+                x = (x.pin_memory() if ctx.is_cuda else x).to(ctx.device, non_blocking=True)
+            x = to_float(x)
+            mirror = (order >= n_photos).to(ctx.device)
+            x = ctx.images(torch.where(mirror[:, None, None, None], x.flip(3), x))
+            with ctx.autocast():
+                y = G(x)
+            images = _resize(to_uint8(y.float()), cfg.output.image_size)
+            host = images.permute(0, 2, 3, 1).to("cpu", non_blocking=True)
+            if pending is not None:  # encode the previous batch while the device translates this one
+                encode_into(zw, pending.numpy(), pool)
+                bar.update(len(pending))
+            pending = host
+            done += b
+        if pending is not None:
+            if ctx.is_cuda:
+                torch.cuda.synchronize(ctx.device)
+            encode_into(zw, pending.numpy(), pool)
+            bar.update(len(pending))
+    bar.close()
+    return done
+
+
+def _photos(task: Task, cfg: Config, data_dir: str | None) -> torch.Tensor:
+    """The photos to translate as uint8 NCHW: the training task's own copy, else read (cached) from disk."""
+    held = getattr(task, "photos", None)
+    if held is not None:
+        return held
+    from kompete.data import resolve_data_dir
+    from kompete.data.monet import load_domain
+
+    photos = load_domain(cfg, resolve_data_dir(cfg, data_dir) / cfg.data.source_dir, progress=False)
+    return torch.from_numpy(photos.images).permute(0, 3, 1, 2)
+
+
 def load_run(where: str | Path, device: str | None = None, overrides: dict | None = None) -> tuple[Config, Task, Path]:
     """Config and Task (weights loaded, no training data) from a run folder or checkpoint file."""
     path = ckpt.find_checkpoint(where)
@@ -132,7 +191,8 @@ def write_zip(task: Task, cfg: Config, out: str | Path, opts: GenerateOptions) -
 
 
 def generate_zip(where: str | Path, out: str | Path | None = None, n: int | None = None, seed: int | None = None,
-                 truncation: float | None = None, device: str | None = None, progress: bool = True) -> Path:
+                 truncation: float | None = None, device: str | None = None, progress: bool = True,
+                 data_dir: str | None = None) -> Path:
     """images.zip from the newest checkpoint in `where` (run folder or file). Defaults from the run's config;
     `out` defaults to <run folder>/<output.archive>."""
     cfg, task, path = load_run(where, device)
@@ -141,7 +201,7 @@ def generate_zip(where: str | Path, out: str | Path | None = None, n: int | None
     g = cfg.generate
     opts = GenerateOptions(n=g.n_images if n is None else n, seed=g.seed if seed is None else seed,
                            truncation=g.truncation if truncation is None else truncation,
-                           batch_size=g.batch_size, progress=progress)
+                           batch_size=g.batch_size, progress=progress, data_dir=data_dir)
     return write_zip(task, cfg, out, opts)
 
 

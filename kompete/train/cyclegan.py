@@ -19,13 +19,14 @@ import torch.nn.functional as F
 from kompete.config import Config
 from kompete.data import DomainPair, load_domains
 from kompete.data.augment import random_flip, resize_random_crop, to_float, to_uint8
+from kompete.data.diffaugment import diff_augment, parse_policy
 from kompete.errors import ConfigError, DataError
 from kompete.models.cyclegan import CycleGan
 from kompete.models.image_pool import ImagePool
 from kompete.train.context import Context, eval_mode
 from kompete.train.task import TASKS, IndexSampler, Task
 
-LOSS_NAMES = ("g_adv", "cycle", "identity", "d_monet", "d_photo", "d_real", "d_fake")
+LOSS_NAMES = ("g", "d", "g_adv", "cycle", "identity", "d_monet", "d_photo", "d_real", "d_fake")
 
 
 def lsgan_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -61,7 +62,7 @@ class CycleGanTask(Task):
         self.scaler = ctx.grad_scaler()  # one scaler for both optimisers, updated once per step
         self.pool_monet = ImagePool(c.pool_size, seed=t.seed + 11)
         self.pool_photo = ImagePool(c.pool_size, seed=t.seed + 12)
-        self.diffaugment = _diffaugment(t)
+        self.policy = parse_policy(t.diffaugment)
         self.meta.setdefault("image_size", cfg.data.image_size)
         self.photos = self.monets = None
         if data is not None:
@@ -152,12 +153,12 @@ class CycleGanTask(Task):
         self.scaler.step(self.opt_d)
         self.scaler.update()
         self.step_count += 1
-        return {"g_adv": g_adv.detach(), "cycle": cycle.detach(), "identity": identity.detach(),
+        return {"g": loss_g.detach(), "d": (d_monet + d_photo).detach(), "g_adv": g_adv.detach(), "cycle": cycle.detach(), "identity": identity.detach(),
                 "d_monet": d_monet.detach(), "d_photo": d_photo.detach(),
                 "d_real": real_m.detach().float().mean(), "d_fake": fake_m.detach().float().mean()}
 
     def _d_in(self, x: torch.Tensor) -> torch.Tensor:
-        return self.diffaugment(x) if self.diffaugment is not None else x
+        return diff_augment(x, self.policy) if self.policy else x
 
     def _sync_grads(self, opt: torch.optim.Optimizer) -> None:
         """Average gradients over DDP ranks in one flat all-reduce (four nets, several passes: no DDP wrapper)."""
@@ -193,10 +194,12 @@ class CycleGanTask(Task):
             state["monet_sampler"] = self.monet_sampler.state_dict()
         return state
 
+    def load_weights(self, state: dict[str, Any]) -> None:
+        """Only the networks: what translation needs from a checkpoint."""
+        self.nets.load_state_dict(state["nets"])
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.nets.load_state_dict(state["nets"])
-        if "opt_g" not in state:  # weights only (e.g. generation)
-            return
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.scaler.load_state_dict(state["scaler"])
@@ -227,11 +230,3 @@ def _requires_grad(nets: torch.nn.Module, flag: bool) -> None:
     for p in nets.parameters():
         p.requires_grad_(flag)
 
-
-def _diffaugment(t: Any):
-    policy = getattr(t, "diffaugment", "")
-    if not policy:
-        return None
-    from kompete.models.diffaugment import diff_augment  # the dog task's DiffAugment, shared
-
-    return lambda x: diff_augment(x, policy)
