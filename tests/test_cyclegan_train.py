@@ -24,6 +24,15 @@ def tiny_config(*extra: str):
     return load_config("sample-monet", TINY + list(extra))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny convolutions run faster on one thread than on two contended ones."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def domains():
     return load_domains(tiny_config(), progress=False)
@@ -91,3 +100,61 @@ def test_sample_grid_pairs_each_photo_with_its_translation(domains):
     task = make_task(domains)
     grid = task.sample_grid()
     assert grid.dtype == torch.uint8 and grid.shape == (4, 3, 32, 32)
+
+
+# --------------------------------------------------------------------------- translation into the zip
+
+
+def read_zip(path):
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+        images = [Image.open(io.BytesIO(zf.read(n))) for n in names]
+    return names, images
+
+
+def test_translate_writes_the_configured_count_of_valid_jpgs(domains, tmp_path):
+    from kompete.generate import GenerateOptions, write_zip
+
+    cfg = tiny_config("output.n_min=10", "output.image_size=40")
+    task = CycleGanTask(cfg, make_context(cfg, "cpu"), None)  # as `kompete generate` builds it: no data
+    out = write_zip(task, cfg, tmp_path / "images.zip", GenerateOptions(n=30, batch_size=7, progress=False))
+    names, images = read_zip(out)
+    assert len(names) == len(set(names)) == 30
+    assert all(n.endswith(".jpg") for n in names)
+    assert all(im.format == "JPEG" and im.mode == "RGB" and im.size == (40, 40) for im in images)
+    # past the 24 photos come their mirror images, translated: new images, not copies
+    pixels = [bytes(im.tobytes()) for im in images]
+    assert len(set(pixels)) == 30
+
+
+def test_translate_refuses_more_than_twice_the_photos(tmp_path):
+    from kompete.errors import ConfigError
+    from kompete.generate import GenerateOptions, write_zip
+
+    cfg = tiny_config("output.n_min=10")
+    task = CycleGanTask(cfg, make_context(cfg, "cpu"), None)
+    with pytest.raises(ConfigError, match="at most 48"):
+        write_zip(task, cfg, tmp_path / "images.zip", GenerateOptions(n=49, progress=False))
+    assert not (tmp_path / "images.zip").exists()
+
+
+def test_cli_trains_sample_monet_then_translates_into_a_zip(tmp_path, isolated_cache):
+    from tests.conftest import run_kompete
+
+    sets = [arg for s in TINY + ["output.n_min=10", "generate.n_images=20"] for arg in ("--set", s)]
+    env = {"KOMPETE_CACHE_DIR": str(isolated_cache), "OMP_NUM_THREADS": "1"}
+    run = tmp_path / "run"
+    res = run_kompete("train", "sample-monet", "--out", str(run), "--time-budget", "60s", "--max-steps", "3",
+                      "--quiet", *sets, env=env)
+    assert res.returncode == 0, res.stderr
+    assert "steps         3" in res.stdout
+    assert (run / "samples" / "final.png").is_file() and (run / "metrics.csv").is_file()
+    # a second run continues from the checkpoint the first one left
+    res = run_kompete("train", "sample-monet", "--out", str(run), "--time-budget", "60s", "--max-steps", "5",
+                      "--quiet", *sets, env=env)
+    assert res.returncode == 0, res.stderr
+    assert "resumed from" in res.stdout and "steps         5" in res.stdout
+    res = run_kompete("generate", str(run), "--quiet", env=env)
+    assert res.returncode == 0, res.stderr
+    names, images = read_zip(run / "images.zip")
+    assert len(names) == 20 and all(im.size == (64, 64) for im in images)
