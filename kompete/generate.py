@@ -134,19 +134,29 @@ def write_translated(task: Task, cfg: Config, zw: ZipImageWriter, opts: Generate
             with ctx.autocast():
                 y = G(x)
             images = _resize(to_uint8(y.float()), cfg.output.image_size)
-            host = images.permute(0, 2, 3, 1).to("cpu", non_blocking=True)
+            host = images.permute(0, 2, 3, 1).contiguous().to("cpu", non_blocking=True)
+            copied = torch.cuda.Event() if ctx.is_cuda else None
+            if copied is not None:
+                copied.record()
             if pending is not None:  # encode the previous batch while the device translates this one
-                encode_into(zw, pending.numpy(), pool)
-                bar.update(len(pending))
-            pending = host
+                _encode_when_copied(zw, pending, pool)
+                bar.update(len(pending[0]))
+            pending = (host, copied)
             done += b
         if pending is not None:
-            if ctx.is_cuda:
-                torch.cuda.synchronize(ctx.device)
-            encode_into(zw, pending.numpy(), pool)
-            bar.update(len(pending))
+            _encode_when_copied(zw, pending, pool)
+            bar.update(len(pending[0]))
     bar.close()
     return done
+
+
+def _encode_when_copied(zw: ZipImageWriter, pending: tuple[torch.Tensor, torch.cuda.Event | None],
+                        pool: ThreadPoolExecutor) -> None:
+    """A non_blocking copy to the host is only readable once the device has done it: wait for its event."""
+    host, copied = pending
+    if copied is not None:
+        copied.synchronize()
+    encode_into(zw, host.numpy(), pool)
 
 
 def _photos(task: Task, cfg: Config, data_dir: str | None) -> torch.Tensor:

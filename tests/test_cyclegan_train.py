@@ -64,6 +64,19 @@ def test_a_real_step_updates_all_four_networks(domains, generator):
     assert all(p.requires_grad for p in task.nets.parameters())
 
 
+def test_diffaugment_on_the_discriminator_inputs_trains(domains):
+    task = make_task(domains, "train.diffaugment=color,translation,cutout")
+    losses = task.step(task.next_batch())
+    assert all(torch.isfinite(v) for v in losses.values())
+
+
+def test_learning_rate_is_constant_for_half_the_schedule_then_falls_linearly_to_zero():
+    from kompete.train.schedule import lr_factor
+
+    t = tiny_config().train  # sample-monet: linear, decay from 0.5
+    assert [lr_factor(t, p) for p in (0.0, 0.25, 0.5, 0.75, 1.0)] == [1.0, 1.0, 1.0, 0.5, 0.0]
+
+
 def test_identity_weight_zero_skips_the_identity_passes(domains):
     task = make_task(domains, "cyclegan.lambda_identity=0")
     losses = task.step(task.next_batch())

@@ -141,8 +141,8 @@ class CycleGanTask(Task):
 
         # ---- discriminators, on pooled fakes
         _requires_grad(self.nets.discriminators, True)
-        old_monet = self.pool_monet.query(fake_monet)
-        old_photo = self.pool_photo.query(fake_photo)
+        old_monet = ctx.images(self.pool_monet.query(fake_monet))
+        old_photo = ctx.images(self.pool_photo.query(fake_photo))
         with ctx.autocast():
             real_m, fake_m = self.d_monet(self._d_in(monet)), self.d_monet(self._d_in(old_monet))
             real_p, fake_p = self.d_photo(self._d_in(photo)), self.d_photo(self._d_in(old_photo))
