@@ -375,10 +375,6 @@ def _check_names(cfg: Config, origin: str) -> None:
         raise ConfigError(f"{origin}: 'output.n_min' ({cfg.output.n_min}) exceeds 'output.n_max' ({cfg.output.n_max})")
     if cfg.data.sample is not None and cfg.data.sample.kind != cfg.data.layout:
         raise ConfigError(f"{origin}: 'data.sample.kind' must match 'data.layout' ({cfg.data.layout})")
-    model_task = getattr(MODELS.get(cfg.train.model), "task", None) if cfg.train.model in MODELS else None
-    if model_task is not None and model_task != cfg.task:
-        raise ConfigError(f"{origin}: 'train.model' {cfg.train.model!r} is for task {model_task!r}, "
-                          f"but 'task' is {cfg.task!r}")
 
 
 def _join(prefix: str, name: str) -> str:

@@ -127,6 +127,12 @@ def test_a_bad_cyclegan_value_is_a_clear_error():
         load_config("sample-monet", ["cyclegan.lambda_cycle=-1"])
 
 
-def test_cyclegan_model_refuses_the_generate_task():
-    with pytest.raises(ConfigError, match="for task 'translate'"):
-        load_config("sample-dogs", ["train.model=cyclegan"])
+def test_the_translate_task_needs_the_cyclegan_model_and_lsgan():
+    from kompete.train.context import make_context
+    from kompete.train.cyclegan import CycleGanTask
+
+    for overrides, message in ((["train.model=dcgan"], "set train.model to 'cyclegan'"),
+                               (["train.loss=hinge"], "train.loss 'lsgan'")):
+        cfg = load_config("sample-monet", overrides)
+        with pytest.raises(ConfigError, match=message):
+            CycleGanTask(cfg, make_context(cfg, "cpu"))

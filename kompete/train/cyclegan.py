@@ -45,6 +45,9 @@ class CycleGanTask(Task):
 
     def __init__(self, cfg: Config, ctx: Context, data: DomainPair | None = None, meta: dict | None = None):
         super().__init__(cfg, ctx, data, meta)
+        if cfg.train.model != "cyclegan":
+            raise ConfigError(f"{cfg.name} is a 'translate' competition: set train.model to 'cyclegan' "
+                              f"(got {cfg.train.model!r})")
         if cfg.train.loss != "lsgan":
             raise ConfigError(f"the CycleGAN task trains with train.loss 'lsgan' (the paper's); got {cfg.train.loss!r}")
         t, c = cfg.train, cfg.cyclegan
