@@ -121,6 +121,9 @@ class TrainConfig:
         "constant", "constant, cosine with warm restarts, or linear decay to 0 over the time budget")
     lr_cycles: int = opt(1, "cosine: number of warm-restart cycles over the budget", ge=1)
     lr_decay_start: float = opt(0.5, "linear: fraction of the budget after which the lr decays", ge=0, le=1)
+    lr_over: Literal["budget", "epochs"] = opt(
+        "budget", "what schedules run over: this run's time budget, or train.epochs (for a schedule that "
+                  "continues across resumed runs, e.g. several Kaggle kernels)")
     amp: bool = opt(True, "CUDA only: bf16 where supported, else fp16 with a gradient scaler")
     compile: bool = opt(False, "CUDA only: torch.compile G and D")
     log_every: int = opt(50, "steps between metrics rows (the only host synchronisation)", ge=1)

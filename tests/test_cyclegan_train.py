@@ -166,3 +166,22 @@ def test_cli_trains_sample_monet_then_translates_into_a_zip(tmp_path, isolated_c
     assert res.returncode == 0, res.stderr
     names, images = read_zip(run / "images.zip")
     assert len(names) == 20 and all(im.size == (64, 64) for im in images)
+
+
+def test_epoch_schedule_continues_across_resumed_runs(domains, tmp_path):
+    """lr_over=epochs: 2 epochs of 12 steps, decay from step 12; a resumed run picks up the schedule."""
+    from kompete.train.budget import make_budget
+    from kompete.train.trainer import Trainer
+
+    extra = ("train.lr_over=epochs", "train.epochs=2", "train.log_every=100")
+    task = make_task(domains, *extra)
+    Trainer(task.cfg, task, tmp_path, make_budget(task.cfg, 600), progress=False, max_steps=6).run()
+    assert task.opt_g.param_groups[0]["lr"] == pytest.approx(2e-4)  # still in the constant half
+
+    resumed = make_task(domains, *extra)
+    trainer = Trainer(resumed.cfg, resumed, tmp_path, make_budget(resumed.cfg, 600), progress=False, max_steps=18)
+    trainer.resume(tmp_path)
+    assert resumed.step_count == 6
+    trainer.run()
+    # the last step ran at step_count 17: 1 - (17/24 - 0.5) / 0.5
+    assert resumed.opt_g.param_groups[0]["lr"] == pytest.approx(2e-4 * (1 - (17 / 24 - 0.5) / 0.5))
