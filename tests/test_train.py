@@ -150,6 +150,15 @@ def test_training_steps_change_the_weights_and_keep_losses_finite(dogs16, tmp_pa
         assert all(math.isfinite(v) for v in metrics[name])
     assert (tmp_path / "losses.png").is_file() and (tmp_path / "d_outputs.png").is_file()
     assert Image.open(tmp_path / "samples" / "final.png").size[0] > 16
+    assert task.G.training  # sample grids switch G to eval mode only while they draw
+
+
+def test_sample_grids_leave_the_generator_training(dogs16, tmp_path):
+    cfg = tiny_cfg("train.model=dcgan", "generate.use_ema=false")
+    task = new_task(cfg, dogs16)
+    task.sample_grid()
+    task.step(task.next_batch())
+    assert task.G.training and int(task.G.state_dict()["net.1.num_batches_tracked"]) == 2
 
 
 def test_discriminator_learns_to_separate_real_from_generated(dogs16, tmp_path):

@@ -179,8 +179,9 @@ class GanTask(Task):
 
     # ----------------------------------------------------------------- outputs
     def generator_for_inference(self) -> torch.nn.Module:
+        """The EMA copy when there is one (and generate.use_ema), else G; callers set eval mode."""
         use_ema = self.ema is not None and self.cfg.generate.use_ema
-        return (self.ema.shadow if use_ema else self.G).eval()
+        return self.ema.shadow if use_ema else self.G
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
