@@ -131,6 +131,7 @@ def test_translate_writes_the_configured_count_of_valid_jpgs(domains, tmp_path):
     cfg = tiny_config("output.n_min=10", "output.image_size=40")
     task = CycleGanTask(cfg, make_context(cfg, "cpu"), None)  # as `kompete generate` builds it: no data
     out = write_zip(task, cfg, tmp_path / "images.zip", GenerateOptions(n=30, batch_size=7, progress=False))
+    assert task.nets.to_monet.training  # the writer's eval mode does not outlive it
     names, images = read_zip(out)
     assert len(names) == len(set(names)) == 30
     assert all(n.endswith(".jpg") for n in names)

@@ -226,7 +226,8 @@ class CycleGanTask(Task):
         return to_uint8(pairs).contiguous()
 
     def generator_for_inference(self) -> torch.nn.Module:
-        return self.nets.to_monet.eval()
+        """The photo -> painting generator; callers set eval mode (kompete.train.context.eval_mode)."""
+        return self.nets.to_monet
 
 
 def _requires_grad(nets: torch.nn.Module, flag: bool) -> None:
