@@ -123,6 +123,9 @@ class TrainConfig:
         "constant", "constant, cosine with warm restarts, or linear decay to 0 over the time budget")
     lr_cycles: int = opt(1, "cosine: number of warm-restart cycles over the budget", ge=1)
     lr_decay_start: float = opt(0.5, "linear: fraction of the budget after which the lr decays", ge=0, le=1)
+    lr_over: Literal["budget", "epochs"] = opt(
+        "budget", "what schedules run over: this run's time budget, or train.epochs (for a schedule that "
+                  "continues across resumed runs, e.g. several Kaggle kernels)")
     amp: bool = opt(True, "CUDA only: bf16 where supported, else fp16 with a gradient scaler")
     compile: bool = opt(False, "CUDA only: torch.compile G and D")
     log_every: int = opt(50, "steps between metrics rows (the only host synchronisation)", ge=1)
@@ -152,6 +155,26 @@ class KernelConfig:
 
 
 @dataclass(frozen=True)
+class CycleGanConfig:
+    """CycleGAN for `translate` competitions (photo -> painting).
+
+    Widths (g_channels, d_channels), Adam settings, the learning-rate schedule and DiffAugment are the
+    shared `train` keys; these are the CycleGAN-only ones.
+    """
+
+    generator: Literal["resnet", "unet"] = opt("resnet", "ResNet (the paper's, best with many epochs) or U-Net "
+                                                          "(reached better MiFID inside a 5 h budget)")
+    n_blocks: int = opt(9, "ResNet generator: residual blocks (9 for 256x256)", ge=0)
+    unet_levels: int = opt(0, "U-Net generator: stride-2 levels; 0 = down to 1x1 (log2 of the image size)", ge=0)
+    d_layers: int = opt(3, "PatchGAN layers; 3 gives 70x70 patches", ge=1)
+    lambda_cycle: float = opt(10.0, "weight of the cycle-consistency L1 loss", ge=0)
+    lambda_identity: float = opt(0.5, "weight of the identity L1 loss, as a fraction of lambda_cycle", ge=0)
+    pool_size: int = opt(50, "fakes kept in the history buffer that feeds the discriminators; 0 = none", ge=0)
+    init_gain: float = opt(0.02, "standard deviation of the N(0, gain) weight initialisation", gt=0)
+    grid_photos: int = opt(8, "fixed photos translated into the side-by-side grid every epoch", ge=1)
+
+
+@dataclass(frozen=True)
 class Config:
     name: str = opt("", "competition slug, as in kaggle.com/c/<name>")
     title: str = opt("", "human-readable title")
@@ -163,6 +186,7 @@ class Config:
     train: TrainConfig = opt(None)
     generate: GenerateConfig = opt(None)
     kernel: KernelConfig = opt(None)
+    cyclegan: CycleGanConfig = opt(None)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

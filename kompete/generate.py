@@ -11,7 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -33,6 +33,7 @@ class GenerateOptions:
     truncation: float = 0.0
     batch_size: int = 500
     progress: bool = True
+    data_dir: str | None = None  # translate: where the photos are (default: the config's data folders)
 
 
 Writer = Callable[[Task, Config, ZipImageWriter, GenerateOptions], int]
@@ -83,35 +84,90 @@ def _encode_copied(zw: ZipImageWriter, pending: tuple[torch.Tensor, "torch.cuda.
     encode_into(zw, host.numpy(), pool)
 
 
-@writer("generate")
-def write_generated(task: Task, cfg: Config, zw: ZipImageWriter, opts: GenerateOptions) -> int:
-    """opts.n images from seeded noise; conditional models cycle through the classes in order."""
-    gen = torch.Generator().manual_seed(opts.seed)
-    n_classes = max(1, int(task.meta.get("n_classes", 1)))
-    bar = tqdm(total=opts.n, desc="generate", unit="img", disable=not opts.progress, leave=False)
+def _write_batches(zw: ZipImageWriter, batches: Iterator[torch.Tensor], n: int, desc: str, progress: bool) -> int:
+    """Encode uint8 NCHW device batches into the zip while the device makes the next one.
+
+    Each batch is copied to the host without blocking; a CUDA event says when the copy is readable.
+    """
+    bar = tqdm(total=n, desc=desc, unit="img", disable=not progress, leave=False)
     done = 0
     with ThreadPoolExecutor(max_workers=4) as pool:
         pending = None
-        while done < opts.n:
-            b = min(opts.batch_size, opts.n - done)
-            z = truncated_noise(b, task.z_dim, opts.truncation, gen)  # type: ignore[attr-defined]
-            y = torch.arange(done, done + b) % n_classes
-            images = _resize(task.generate(z, y), cfg.output.image_size)  # type: ignore[attr-defined]
+        for images in batches:
             host = images.permute(0, 2, 3, 1).contiguous().to("cpu", non_blocking=True)
-            # a non_blocking copy to the host is readable only once the device has done it
-            copied = torch.cuda.Event() if host.device != images.device and images.is_cuda else None
+            copied = torch.cuda.Event() if images.is_cuda else None
             if copied is not None:
                 copied.record()
-            if pending is not None:  # encode the previous batch while the device makes this one
+            if pending is not None:
                 _encode_copied(zw, pending, pool)
                 bar.update(len(pending[0]))
             pending = (host, copied)
-            done += b
+            done += len(images)
         if pending is not None:
             _encode_copied(zw, pending, pool)
             bar.update(len(pending[0]))
     bar.close()
     return done
+
+
+@writer("generate")
+def write_generated(task: Task, cfg: Config, zw: ZipImageWriter, opts: GenerateOptions) -> int:
+    """opts.n images from seeded noise; conditional models cycle through the classes in order."""
+    gen = torch.Generator().manual_seed(opts.seed)
+    n_classes = max(1, int(task.meta.get("n_classes", 1)))
+
+    def batches() -> Iterator[torch.Tensor]:
+        for done in range(0, opts.n, opts.batch_size):
+            b = min(opts.batch_size, opts.n - done)
+            z = truncated_noise(b, task.z_dim, opts.truncation, gen)  # type: ignore[attr-defined]
+            y = torch.arange(done, done + b) % n_classes
+            yield _resize(task.generate(z, y), cfg.output.image_size)  # type: ignore[attr-defined]
+
+    return _write_batches(zw, batches(), opts.n, "generate", opts.progress)
+
+
+@writer("translate")
+def write_translated(task: Task, cfg: Config, zw: ZipImageWriter, opts: GenerateOptions) -> int:
+    """Every photo through the photo -> painting generator, in order; past the last photo, the photos again,
+    mirrored (so up to twice as many distinct images as photos). Deterministic: no noise involved."""
+    from kompete.data.augment import to_float, to_uint8
+    from kompete.train.context import eval_mode
+
+    photos = _photos(task, cfg, opts.data_dir)  # uint8 NCHW, on the task's device when it trains on them
+    n_photos = len(photos)
+    if opts.n > 2 * n_photos:
+        raise ConfigError(f"{opts.n} translations asked for, but {n_photos} photos give at most {2 * n_photos} "
+                          "(each photo and its mirror image)")
+    ctx = task.ctx
+    G = task.generator_for_inference()
+
+    def batches() -> Iterator[torch.Tensor]:
+        for done in range(0, opts.n, opts.batch_size):
+            order = torch.arange(done, min(done + opts.batch_size, opts.n))
+            x = photos[(order % n_photos).to(photos.device)]
+            if x.device != ctx.device:
+                x = (x.pin_memory() if ctx.is_cuda else x).to(ctx.device, non_blocking=True)
+            mirror = (order >= n_photos).to(ctx.device)
+            x = to_float(x)
+            x = ctx.images(torch.where(mirror[:, None, None, None], x.flip(3), x))
+            with ctx.autocast():
+                y = G(x)
+            yield _resize(to_uint8(y.float()), cfg.output.image_size)
+
+    with eval_mode(G), torch.no_grad():
+        return _write_batches(zw, batches(), opts.n, "translate", opts.progress)
+
+
+def _photos(task: Task, cfg: Config, data_dir: str | None) -> torch.Tensor:
+    """The photos to translate as uint8 NCHW: the training task's own copy, else read (cached) from disk."""
+    held = getattr(task, "photos", None)
+    if held is not None:
+        return held
+    from kompete.data import resolve_data_dir
+    from kompete.data.monet import load_domain
+
+    photos = load_domain(cfg, resolve_data_dir(cfg, data_dir) / cfg.data.source_dir, progress=False)
+    return torch.from_numpy(photos.images).permute(0, 3, 1, 2)
 
 
 def load_run(where: str | Path, device: str | None = None, overrides: dict | None = None) -> tuple[Config, Task, Path]:
@@ -144,7 +200,8 @@ def write_zip(task: Task, cfg: Config, out: str | Path, opts: GenerateOptions) -
 
 
 def generate_zip(where: str | Path, out: str | Path | None = None, n: int | None = None, seed: int | None = None,
-                 truncation: float | None = None, device: str | None = None, progress: bool = True) -> Path:
+                 truncation: float | None = None, device: str | None = None, progress: bool = True,
+                 data_dir: str | None = None) -> Path:
     """images.zip from the newest checkpoint in `where` (run folder or file). Defaults from the run's config;
     `out` defaults to <run folder>/<output.archive>."""
     cfg, task, path = load_run(where, device)
@@ -153,7 +210,7 @@ def generate_zip(where: str | Path, out: str | Path | None = None, n: int | None
     g = cfg.generate
     opts = GenerateOptions(n=g.n_images if n is None else n, seed=g.seed if seed is None else seed,
                            truncation=g.truncation if truncation is None else truncation,
-                           batch_size=g.batch_size, progress=progress)
+                           batch_size=g.batch_size, progress=progress, data_dir=data_dir)
     return write_zip(task, cfg, out, opts)
 
 

@@ -75,7 +75,7 @@ def train(cfg, data, run_dir, steps, on_step=None, resume=None, seconds=600.0):
 # --------------------------------------------------------------------------- models and losses
 
 
-@pytest.mark.parametrize("model", MODELS.names())
+@pytest.mark.parametrize("model", [m for m in MODELS.names() if MODELS.get(m).task == "generate"])
 def test_every_model_maps_noise_to_images_and_scores_them(model, dogs16):
     cfg = tiny_cfg(f"train.model={model}")
     built = MODELS.get(model)(cfg, 4)
@@ -354,7 +354,7 @@ def test_cli_sigterm_saves_a_checkpoint_and_exits_143(tmp_path):
 def test_cli_bad_settings_are_one_clear_error(tmp_path):
     r = run_kompete("train", "sample-dogs", "--out", str(tmp_path), "--set", "train.model=biggan9000")
     assert r.returncode == 2
-    assert "'train.model' is 'biggan9000'; choose one of: dcgan" in r.stderr
+    assert "'train.model' is 'biggan9000'; choose one of: " in r.stderr and "dcgan, " in r.stderr
     assert r.stderr.startswith("Error:") and "Traceback" not in r.stderr
     r = run_kompete("generate", str(tmp_path / "nothing-here"))
     assert r.returncode != 0 and r.stderr.startswith("Error:") and "Traceback" not in r.stderr

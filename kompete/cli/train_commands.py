@@ -68,14 +68,16 @@ def train(competition: str, data_dir: str | None, run_dir: Path | None, time_bud
 @click.option("--seed", type=int, default=None, help="Noise seed (default: generate.seed).")
 @click.option("--device", default=None, help="cpu, cuda ... (default: the best available).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@data_dir_option
 def generate(target: str, out: Path | None, n: int | None, truncation: float | None, seed: int | None,
-             device: str | None, quiet: bool) -> None:
+             device: str | None, quiet: bool, data_dir: str | None) -> None:
     """Write the submission zip from TARGET: a run folder, a checkpoint file, or a competition name
     (its default run folder runs/<name>).
 
     \b
     kompete generate runs/sample-dogs --out images.zip
     kompete generate sample-dogs --n 10000 --seed 1
+    kompete generate runs/gan-getting-started --data-dir data/gan-getting-started   # translate the photos
     """
     from kompete.errors import ConfigError
     from kompete.generate import generate_zip
@@ -90,5 +92,6 @@ def generate(target: str, out: Path | None, n: int | None, truncation: float | N
     if truncation is not None and truncation < 0:
         raise ConfigError("--truncation must be >= 0")
     start = time.perf_counter()
-    path = generate_zip(where, out, n=n, seed=seed, truncation=truncation, device=device, progress=not quiet)
+    path = generate_zip(where, out, n=n, seed=seed, truncation=truncation, device=device, progress=not quiet,
+                        data_dir=data_dir)
     click.echo(f"wrote {path} in {time.perf_counter() - start:.1f} s")

@@ -5,5 +5,6 @@ from kompete.train.task import TASKS, IndexSampler, Task, build_task, task_class
 
 # importing the task modules registers them in TASKS
 from kompete.train import gan  # noqa: F401,E402
+from kompete.train import cyclegan  # noqa: F401,E402
 
 __all__ = ["TASKS", "Context", "IndexSampler", "Task", "build_task", "make_context", "task_class"]

@@ -118,7 +118,10 @@ class Trainer:
                         break
                     if now >= self.budget.train_end:
                         break
-                progress = (now - self.budget.start) / max(1e-9, self.budget.train_seconds)
+                if t.lr_over == "epochs":  # survives resumes: the step count comes from the checkpoint
+                    progress = task.step_count / max(1, task.steps_per_epoch * t.epochs)
+                else:
+                    progress = (now - self.budget.start) / max(1e-9, self.budget.train_seconds)
                 self._set_lrs(lr_factor(t, progress) * self.lr_scale)
                 batch = task.next_batch()
                 if task.epoch != last_epoch:
