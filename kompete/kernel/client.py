@@ -245,9 +245,21 @@ class KaggleClient:
         return PushResult(ref=ref, url=resp.url, version=resp.version_number or None)
 
     def status(self, ref: str, version: int | None = None) -> KernelStatus:
-        self.check_kernel_ref(ref)
-        target = f"{ref}/{version}" if version else ref
-        resp = self._call(f"status of {target}", self._api.kernels_status, target)
+        # Straight to the SDK: `kernels_status` turns 401/403 into a long ValueError about benchmark slugs,
+        # and 2.2.4 drops the version.
+        owner, slug = self.check_kernel_ref(ref)
+        from kagglesdk.kernels.types.kernels_api_service import ApiGetKernelSessionStatusRequest
+
+        req = ApiGetKernelSessionStatusRequest()
+        req.user_name, req.kernel_slug = owner, slug
+        if version:
+            req.version_label = f"v{version}"
+
+        def get() -> Any:
+            with self._api.build_kaggle_client() as kc:
+                return kc.kernels.kernels_api_client.get_kernel_session_status(req)
+
+        resp = self._call(f"status of {ref}" + (f" v{version}" if version else ""), get)
         return KernelStatus(_status_name(resp.status), resp.failure_message or "")
 
     def output_files(self, ref: str, version: int | None = None) -> tuple[list[tuple[str, str]], str]:
