@@ -76,6 +76,7 @@ def test_sources_lose_url_prefixes_and_sweeps_get_distinct_slugs(tmp_path):
     assert meta["dataset_sources"] == ["alice/inception-weights"]
     assert meta["kernel_sources"] == ["alice/kompete-old-run"]
     script = (b.folder / "kernel.py").read_text()
+    assert '"--resume", "{input}/kompete-old-run/run"' in script
     assert 'SCORE_NEEDS = ["inception-weights"]' in script and '["score", ["score"' in script
     variants = sweep_variants("sample-dogs", ["train.epochs=1"], ["loss=hinge,bce", "train.seed=1,2"])
     assert [name for name, _ in variants] == ["hinge-1", "hinge-2", "bce-1", "bce-2"]

@@ -45,13 +45,17 @@ class Bundle:
     build_seconds: float
 
 
-def stages(cfg: Config, score: bool) -> list[tuple[str, list[str]]]:
-    """What the kernel runs, as kompete command lines; `{config}` and `{zip}` are filled in the kernel."""
-    steps = [("train", ["train", "{config}"]),
-             ("generate", ["generate", "{config}", "--out", "{zip}"]),
+def stages(cfg: Config, score: bool, resume_from: str | None = None) -> list[tuple[str, list[str]]]:
+    """What the kernel runs, as kompete command lines. The kernel fills {config} (the embedded YAML), {run}
+    (/kaggle/working/run), {zip} (/kaggle/working/<archive>) and {input} (/kaggle/input)."""
+    train = ["train", "{config}", "--out", "{run}", "--quiet"]
+    if resume_from:  # the earlier kernel's /kaggle/working arrives as /kaggle/input/<slug>
+        train += ["--resume", "{input}/" + _kernel_source(resume_from).split("/")[1] + "/run"]
+    steps = [("train", train),
+             ("generate", ["generate", "{run}", "--out", "{zip}", "--quiet"]),
              ("validate", ["validate", "{config}", "{zip}"])]
     if score:
-        steps.append(("score", ["score", "{config}", "{zip}"]))
+        steps.append(("score", ["score", "{config}", "{zip}", "--quiet"]))
     return steps
 
 
@@ -131,13 +135,13 @@ def metadata(cfg: Config, kernel_id: str, resume_from: str | None = None) -> dic
     }
 
 
-def render_script(cfg: Config, kernel_id: str, score: bool, package: bytes) -> str:
+def render_script(cfg: Config, kernel_id: str, score: bool, package: bytes, resume_from: str | None = None) -> str:
     from kompete.kernel.template import SCRIPT
 
     b64 = base64.b64encode(package).decode()
     chunks = "\n".join(f'    "{b64[i:i + 100]}"' for i in range(0, len(b64), 100))
     config_yaml = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
-    steps = stages(cfg, score)
+    steps = stages(cfg, score, resume_from)
     replacements = {
         "__COMPETITION__": cfg.name,
         "__SLUG__": kernel_id,
@@ -185,7 +189,7 @@ def build_bundle(cfg: Config, owner: str, variant: str | None = None, out_root: 
                           hint="pass --owner USER or set KAGGLE_USERNAME")
     kernel_id = f"{owner}/{kernel_slug(cfg.name, variant)}"
     package = package_zip()
-    script = render_script(cfg, kernel_id, score, package)
+    script = render_script(cfg, kernel_id, score, package, resume_from)
     meta = metadata(cfg, kernel_id, resume_from)
     size = len(script.encode())
     if size > MAX_SCRIPT_BYTES:

@@ -16,6 +16,7 @@ import io
 import json
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
@@ -31,7 +32,7 @@ GIT_SHA = "__GIT_SHA__"
 ARCHIVE = "__ARCHIVE__"
 KAGGLE_DIR = "__KAGGLE_DIR__"      # folder under /kaggle/input holding the data; empty for a sample
 SCORE_NEEDS = __SCORE_NEEDS__      # paths under /kaggle/input that scoring needs (weights), checked first
-STAGES = __STAGES__                # [name, [kompete args...]]; {config} and {zip} are filled below
+STAGES = __STAGES__                # [name, [kompete args...]]; {config} {run} {zip} {input} are filled below
 CONFIG_YAML = __CONFIG_YAML__
 PACKAGE_ZIP_B64 = (
 __PACKAGE__
@@ -96,6 +97,7 @@ def preflight(working):
 
 
 def main(argv):
+    os.environ.setdefault("KOMPETE_KERNEL_START", str(time.time()))  # the training deadline counts from here
     working = kaggle_root() / "working"
     src, cfg = unpack()
     env = dict(os.environ)
@@ -117,7 +119,12 @@ def main(argv):
     started = time.time()
     try:
         for name, args in STAGES:
-            args = [a.replace("{config}", str(cfg)).replace("{zip}", str(zip_path)) for a in args]
+            fill = {"{config}": str(cfg), "{run}": str(working / "run"), "{zip}": str(zip_path),
+                    "{input}": str(kaggle_root() / "input")}
+            for key, value in fill.items():
+                args = [a.replace(key, value) for a in args]
+            if name == "train":  # local dry runs add e.g. "--max-steps 2"; unset on Kaggle
+                args += shlex.split(os.environ.get("KOMPETE_TRAIN_ARGS", ""))
             t0 = time.time()
             rc = kompete(src, args, env)
             log(f"{name}: exit {rc} after {time.time() - t0:.0f} s")
