@@ -104,6 +104,31 @@ class TrainConfig:
     beta2: float = opt(0.999, "Adam beta2", ge=0, le=1)
     epochs: int = opt(100, "upper bound on epochs; the time budget usually ends training first", ge=1)
     seed: int = opt(0, "seed for weights, noise and data order")
+    # --- GAN recipe (generate task); every key is read by kompete.train / kompete.models
+    z_dim: int = opt(128, "generator noise dimension", ge=1)
+    g_channels: int = opt(64, "generator width (channels of its last hidden layer)", ge=1)
+    d_channels: int = opt(64, "discriminator width (channels of its first layer)", ge=1)
+    self_attention: bool = opt(True, "sngan: self-attention block at 32x32 in G and D")
+    pixel_norm: bool = opt(True, "sngan: pixelwise feature normalisation in G (else batch norm)")
+    minibatch_std: bool = opt(True, "sngan: minibatch standard deviation feature in D")
+    d_steps: int = opt(1, "discriminator updates per generator update", ge=1)
+    label_smoothing: float = opt(0.0, "bce: real labels become 1 - this (one-sided)", ge=0, le=0.5)
+    label_noise: float = opt(0.0, "bce: fraction of labels flipped at random", ge=0, le=0.5)
+    diffaugment: str = opt("", "DiffAugment policy for D inputs, e.g. 'color,translation,cutout' ('' = off)")
+    ema_decay: float = opt(0.999, "EMA of G weights (0 = off); generation uses the EMA copy", ge=0, le=0.99999)
+    ema_start: int = opt(0, "step at which the EMA starts averaging (before it, it copies G)", ge=0)
+    lr_schedule: Literal["constant", "cosine", "linear"] = opt(
+        "constant", "constant, cosine with warm restarts, or linear decay to 0 over the time budget")
+    lr_cycles: int = opt(1, "cosine: number of warm-restart cycles over the budget", ge=1)
+    lr_decay_start: float = opt(0.5, "linear: fraction of the budget after which the lr decays", ge=0, le=1)
+    amp: bool = opt(True, "CUDA only: bf16 where supported, else fp16 with a gradient scaler")
+    compile: bool = opt(False, "CUDA only: torch.compile G and D")
+    log_every: int = opt(50, "steps between metrics rows (the only host synchronisation)", ge=1)
+    sample_every_epochs: int = opt(1, "epochs between fixed-noise sample grids", ge=1)
+    checkpoint_minutes: float = opt(30.0, "minutes between checkpoints (and one at the end)", gt=0)
+    keep_checkpoints: int = opt(2, "checkpoints kept in the run folder", ge=1)
+    safety_margin_s: float = opt(120.0, "seconds kept free before the deadline besides generation", ge=0)
+    nan_retries: int = opt(3, "restores from the last checkpoint (lr halved) before a non-finite loss stops", ge=0)
 
 
 @dataclass(frozen=True)
@@ -111,6 +136,8 @@ class GenerateConfig:
     n_images: int = opt(10000, "images to write into the zip", ge=1)
     batch_size: int = opt(500, "images per generator call", ge=1)
     seed: int = opt(0, "noise seed: the same seed gives the same images")
+    truncation: float = opt(0.0, "resample noise whose |z| exceeds this (0 = plain normal noise)", ge=0)
+    use_ema: bool = opt(True, "generate with the EMA copy of G when there is one")
 
 
 @dataclass(frozen=True)

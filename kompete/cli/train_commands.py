@@ -1,3 +1,94 @@
-"""`kompete` train commands."""
+"""`kompete train COMP` and `kompete generate RUN_DIR|COMP`."""
 
-from kompete.cli.main import main  # noqa: F401
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from kompete.cli.main import config_for, data_dir_option, main, set_option
+
+
+def default_run_dir(name: str) -> Path:
+    from kompete import paths
+
+    return paths.default_runs_dir() / name
+
+
+@main.command("train")
+@click.argument("competition")
+@data_dir_option
+@click.option("--out", "run_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Run folder for checkpoints, metrics and samples (default: runs/<competition>).")
+@click.option("--time-budget", default=None, metavar="DURATION",
+              help="Whole run (training + generation) e.g. 8h30m, 90m, 60s; default: the competition's "
+                   "runtime limit counted from the kernel start (KOMPETE_KERNEL_START).")
+@click.option("--resume", "resume", type=click.Path(path_type=Path), default=None,
+              help="Continue from the newest checkpoint in this run folder (or a previous kernel's output).")
+@click.option("--fresh", is_flag=True, help="Ignore checkpoints already in the run folder.")
+@click.option("--max-steps", type=int, default=None, help="Stop after this many steps (smoke tests).")
+@click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: the best available).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@set_option
+def train(competition: str, data_dir: str | None, run_dir: Path | None, time_budget: str | None,
+          resume: Path | None, fresh: bool, max_steps: int | None, device: str | None, quiet: bool,
+          overrides: tuple[str, ...]) -> None:
+    """Train COMPETITION's model until the time budget, keeping time to generate the submission.
+
+    \b
+    kompete train sample-dogs --time-budget 60s
+    kompete train generative-dog-images --set train.model=sngan_cond --set train.loss=hinge
+    torchrun --nproc_per_node 2 -m kompete train generative-dog-images      # two GPUs (DDP)
+    """
+    from kompete.train.budget import make_budget, parse_duration
+
+    cfg = config_for(competition, overrides)
+    budget = make_budget(cfg, parse_duration(time_budget) if time_budget else None)
+    from kompete.train.run import train_run
+
+    result = train_run(cfg, run_dir or default_run_dir(cfg.name), budget, data_dir=data_dir, resume=resume,
+                       fresh=fresh, max_steps=max_steps, device=device, progress=not quiet)
+    if result is None:  # not the main DDP rank
+        return
+    click.echo("\n".join(result.lines()))
+    if result.reason == "signal":
+        click.echo(f"stopped by {result.signal_name}; resume with `kompete train {competition} "
+                   f"--resume {result.run_dir}`", err=True)
+        sys.exit(128 + (15 if result.signal_name == "SIGTERM" else 2))
+
+
+@main.command("generate")
+@click.argument("target")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Zip to write (default: <run folder>/<output.archive>, e.g. images.zip).")
+@click.option("--n", "n", type=int, default=None, help="Images to write (default: generate.n_images).")
+@click.option("--truncation", type=float, default=None, help="Noise truncation threshold (0 = off).")
+@click.option("--seed", type=int, default=None, help="Noise seed (default: generate.seed).")
+@click.option("--device", default=None, help="cpu, cuda ... (default: the best available).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def generate(target: str, out: Path | None, n: int | None, truncation: float | None, seed: int | None,
+             device: str | None, quiet: bool) -> None:
+    """Write the submission zip from TARGET: a run folder, a checkpoint file, or a competition name
+    (its default run folder runs/<name>).
+
+    \b
+    kompete generate runs/sample-dogs --out images.zip
+    kompete generate sample-dogs --n 10000 --seed 1
+    """
+    from kompete.errors import ConfigError
+    from kompete.generate import generate_zip
+
+    where = Path(target)
+    if not where.exists():
+        if "/" in target or target.endswith(".pt"):
+            raise ConfigError(f"{target} does not exist")
+        where = default_run_dir(config_for(target).name)
+    if n is not None and n < 1:
+        raise ConfigError("--n must be at least 1")
+    if truncation is not None and truncation < 0:
+        raise ConfigError("--truncation must be >= 0")
+    start = time.perf_counter()
+    path = generate_zip(where, out, n=n, seed=seed, truncation=truncation, device=device, progress=not quiet)
+    click.echo(f"wrote {path} in {time.perf_counter() - start:.1f} s")

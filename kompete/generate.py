@@ -1,0 +1,161 @@
+"""Submission images from a trained run, encoded straight into the zip (no loose files), deterministic per seed.
+
+`WRITERS` maps `cfg.task` to a function that fills a ZipImageWriter from a Task: "generate" samples
+noise; other tasks (e.g. "translate") register their own writer here.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from kompete.archive import ZipImageWriter, encode_image
+from kompete.config import Config, config_from_dict
+from kompete.errors import ConfigError
+from kompete.train import build_task, make_context
+from kompete.train import state as ckpt
+from kompete.train.task import Task
+
+
+@dataclass(frozen=True)
+class GenerateOptions:
+    n: int
+    seed: int = 0
+    truncation: float = 0.0
+    batch_size: int = 500
+    progress: bool = True
+
+
+Writer = Callable[[Task, Config, ZipImageWriter, GenerateOptions], int]
+WRITERS: dict[str, Writer] = {}
+
+
+def writer(task_name: str) -> Callable[[Writer], Writer]:
+    def add(fn: Writer) -> Writer:
+        WRITERS[task_name] = fn
+        return fn
+
+    return add
+
+
+def truncated_noise(n: int, dim: int, threshold: float, generator: torch.Generator) -> torch.Tensor:
+    """N(0, 1) noise, with every value beyond +-threshold redrawn until it falls inside (0 = no truncation)."""
+    z = torch.randn(n, dim, generator=generator)
+    if threshold > 0:
+        bad = z.abs() > threshold
+        while bad.any():
+            z[bad] = torch.randn(int(bad.sum()), generator=generator)
+            bad = z.abs() > threshold
+    return z
+
+
+def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 NCHW -> uint8 NCHW at size x size (anti-aliased), only when the model's size differs."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    x = F.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return x.round().clamp(0, 255).to(torch.uint8)
+
+
+def encode_into(zw: ZipImageWriter, batch: np.ndarray, pool: ThreadPoolExecutor) -> None:
+    """Encode a uint8 NHWC batch in threads (zlib releases the GIL), then store in order."""
+    blobs = list(pool.map(lambda im: encode_image(im, zw.fmt, zw.quality), batch))
+    for blob in blobs:
+        assert zw._zip is not None
+        zw._zip.writestr(f"{zw.count:05d}.{zw.fmt}", blob)
+        zw.count += 1
+
+
+@writer("generate")
+def write_generated(task: Task, cfg: Config, zw: ZipImageWriter, opts: GenerateOptions) -> int:
+    """opts.n images from seeded noise; conditional models cycle through the classes in order."""
+    gen = torch.Generator().manual_seed(opts.seed)
+    n_classes = max(1, int(task.meta.get("n_classes", 1)))
+    bar = tqdm(total=opts.n, desc="generate", unit="img", disable=not opts.progress, leave=False)
+    done = 0
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        pending = None
+        while done < opts.n:
+            b = min(opts.batch_size, opts.n - done)
+            z = truncated_noise(b, task.z_dim, opts.truncation, gen)  # type: ignore[attr-defined]
+            y = torch.arange(done, done + b) % n_classes
+            images = _resize(task.generate(z, y), cfg.output.image_size)  # type: ignore[attr-defined]
+            host = images.permute(0, 2, 3, 1).to("cpu", non_blocking=True)
+            if pending is not None:  # encode the previous batch while the device makes this one
+                encode_into(zw, pending.numpy(), pool)
+                bar.update(len(pending))
+            pending = host
+            done += b
+        if pending is not None:
+            encode_into(zw, pending.numpy(), pool)
+            bar.update(len(pending))
+    bar.close()
+    return done
+
+
+def load_run(where: str | Path, device: str | None = None, overrides: dict | None = None) -> tuple[Config, Task, Path]:
+    """Config and Task (weights loaded, no training data) from a run folder or checkpoint file."""
+    path = ckpt.find_checkpoint(where)
+    payload = ckpt.load_checkpoint(path)
+    raw = payload["config"]
+    for section, values in (overrides or {}).items():
+        raw[section] = {**(raw.get(section) or {}), **values}
+    cfg = config_from_dict(raw, origin=str(path))
+    ctx = make_context(cfg, device)
+    task = build_task(cfg, ctx, None, payload.get("meta"))
+    load = getattr(task, "load_weights", task.load_state_dict)
+    load(payload["task"])
+    return cfg, task, path
+
+
+def write_zip(task: Task, cfg: Config, out: str | Path, opts: GenerateOptions) -> Path:
+    """Fill `out` (atomically) with opts.n images by the writer registered for cfg.task."""
+    if cfg.task not in WRITERS:
+        raise ConfigError(f"no image writer for task {cfg.task!r}; known: {', '.join(sorted(WRITERS))}")
+    if not cfg.output.n_min <= opts.n <= cfg.output.n_max:
+        raise ConfigError(f"{opts.n} images is outside what {cfg.name} accepts "
+                          f"({cfg.output.n_min}-{cfg.output.n_max})")
+    with ZipImageWriter(out, cfg.output.format, cfg.output.jpeg_quality) as zw:
+        count = WRITERS[cfg.task](task, cfg, zw, opts)
+        if count != opts.n or zw.count != opts.n:
+            raise ConfigError(f"the {cfg.task} writer produced {zw.count} images, expected {opts.n}")
+    return Path(out)
+
+
+def generate_zip(where: str | Path, out: str | Path | None = None, n: int | None = None, seed: int | None = None,
+                 truncation: float | None = None, device: str | None = None, progress: bool = True) -> Path:
+    """images.zip from the newest checkpoint in `where` (run folder or file). Defaults from the run's config;
+    `out` defaults to <run folder>/<output.archive>."""
+    cfg, task, path = load_run(where, device)
+    if out is None:
+        out = path.parent.parent / cfg.output.archive
+    g = cfg.generate
+    opts = GenerateOptions(n=g.n_images if n is None else n, seed=g.seed if seed is None else seed,
+                           truncation=g.truncation if truncation is None else truncation,
+                           batch_size=g.batch_size, progress=progress)
+    return write_zip(task, cfg, out, opts)
+
+
+def estimate_seconds(task: Task, cfg: Config, probe: int | None = None) -> float:
+    """Seconds the configured generation will take, measured on a small probe into a throwaway zip."""
+    if cfg.task not in WRITERS:
+        return 0.0
+    n = cfg.generate.n_images
+    probe = min(n, probe or max(64, min(cfg.generate.batch_size, 256)))
+    opts = GenerateOptions(n=probe, seed=cfg.generate.seed, truncation=cfg.generate.truncation,
+                           batch_size=min(cfg.generate.batch_size, probe), progress=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        with ZipImageWriter(Path(tmp) / "probe.zip", cfg.output.format, cfg.output.jpeg_quality) as zw:
+            WRITERS[cfg.task](task, cfg, zw, opts)
+        seconds = time.perf_counter() - start
+    return seconds * n / probe

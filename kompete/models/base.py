@@ -1,0 +1,52 @@
+"""What a model builder returns, and the registration helper that records the task it serves."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch.nn as nn
+
+from kompete.errors import ConfigError
+from kompete.registry import MODELS
+
+
+@dataclass
+class GanModels:
+    generator: nn.Module
+    discriminator: nn.Module
+    z_dim: int
+    conditional: bool = False
+    n_classes: int = 0
+
+
+def model_builder(name: str, task: str) -> Callable:
+    """Register `fn(cfg, n_classes) -> GanModels` under `name`, marking the task it serves."""
+
+    def add(fn: Callable) -> Callable:
+        fn.task = task  # type: ignore[attr-defined]
+        return MODELS.register(name)(fn)
+
+    return add
+
+
+def up_steps(image_size: int) -> int:
+    """Doublings from 4x4 to image_size; image_size must be 4 * 2**k with k >= 1."""
+    k = math.log2(image_size / 4) if image_size >= 8 else -1
+    if k != int(k) or k < 1:
+        raise ConfigError(f"image size {image_size} is not supported by the GAN models; use 8, 16, 32, 64, 128 ...")
+    return int(k)
+
+
+def init_weights(module: nn.Module, std: float = 0.02) -> None:
+    """DCGAN initialisation: N(0, 0.02) convs, N(1, 0.02) norm scales."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)):
+            # spectral-normalised layers keep the trainable weight in `weight_orig`
+            nn.init.normal_(getattr(m, "weight_orig", m.weight), 0.0, std)
+            if getattr(m, "bias", None) is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d) and m.affine:
+            nn.init.normal_(m.weight, 1.0, std)
+            nn.init.zeros_(m.bias)

@@ -1,0 +1,140 @@
+"""Where and how tensors compute: device, mixed precision, memory format, and DDP when torchrun launched us."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import torch
+import torch.nn as nn
+
+from kompete.config import Config
+
+
+@dataclass
+class Context:
+    """Device facts every Task and the Trainer share. Build with `make_context(cfg)`."""
+
+    device: torch.device
+    amp_dtype: torch.dtype | None = None  # None: fp32
+    channels_last: bool = False
+    compile: bool = False
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    ddp: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def is_main(self) -> bool:
+        """Only rank 0 writes files and prints."""
+        return self.rank == 0
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    @property
+    def needs_scaler(self) -> bool:
+        """fp16 needs loss scaling; bf16 and fp32 do not."""
+        return self.amp_dtype == torch.float16
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def grad_scaler(self) -> torch.amp.GradScaler:
+        """A scaler that is a no-op unless fp16 is in use (its state still round-trips)."""
+        return torch.amp.GradScaler(self.device.type, enabled=self.needs_scaler)
+
+    def prepare(self, module: nn.Module) -> nn.Module:
+        """Move to the device, channels_last on CUDA only."""
+        module = module.to(self.device)
+        if self.channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        return module
+
+    def images(self, x: torch.Tensor) -> torch.Tensor:
+        """An NCHW batch in the memory format the models expect."""
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def wrap(self, module: nn.Module) -> nn.Module:
+        """DDP-wrap a trained module when running distributed; optionally compile on CUDA."""
+        if self.compile and self.is_cuda:
+            module = torch.compile(module)  # type: ignore[assignment]
+        if self.ddp:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.local_rank] if self.is_cuda else None
+            module = DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
+        return module
+
+    def all_true(self, flag: bool) -> bool:
+        """Whether every rank agrees (used for stopping together); a host sync, so call it rarely."""
+        if not self.ddp:
+            return flag
+        import torch.distributed as dist
+
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MIN)
+        return bool(t.item() > 0.5)
+
+    def any_true(self, flag: bool) -> bool:
+        if not self.ddp:
+            return flag
+        import torch.distributed as dist
+
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item() > 0.5)
+
+    def close(self) -> None:
+        if self.ddp:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+
+
+def make_context(cfg: Config, device: str | None = None) -> Context:
+    """The best device available (or `device`), AMP and channels_last on CUDA, DDP under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device is None:
+        device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    ctx = Context(device=dev, rank=rank, world_size=world, local_rank=local_rank)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        ctx.channels_last = True
+        ctx.compile = cfg.train.compile
+        if cfg.train.amp:
+            ctx.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if world > 1:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+        ctx.ddp = True
+    ctx.notes.append(f"device {dev}" + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else ""))
+    ctx.notes.append(f"precision {ctx.amp_dtype or 'fp32'}" + (", channels_last" if ctx.channels_last else ""))
+    if ctx.ddp:
+        ctx.notes.append(f"DDP rank {rank}/{world}")
+    return ctx
+
+
+@contextlib.contextmanager
+def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
+    was = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was)

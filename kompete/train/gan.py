@@ -1,0 +1,195 @@
+"""The `generate` task: an unconditional or class-conditional GAN trained from noise on GPU-resident images."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from kompete.config import Config
+from kompete.data.augment import random_flip, to_float, to_uint8
+from kompete.data.diffaugment import diff_augment, parse_policy
+from kompete.errors import ConfigError
+from kompete.registry import LOSSES, MODELS
+from kompete.train.context import Context, eval_mode
+from kompete.train.task import TASKS, IndexSampler, Task
+
+GRID_SIZE = 64
+
+
+@TASKS.register("generate")
+class GanTask(Task):
+    """G and D (+ EMA of G) for noise -> image models; `cfg.train.model` picks the family."""
+
+    loss_names = ("d", "g", "d_real", "d_fake")
+
+    def __init__(self, cfg: Config, ctx: Context, data: Any = None, meta: dict | None = None):
+        super().__init__(cfg, ctx, data, meta)
+        from kompete import losses, models  # noqa: F401  (fill the registries)
+        from kompete.models import EMA
+
+        t = cfg.train
+        builder = MODELS.get(t.model)
+        if getattr(builder, "task", cfg.task) != cfg.task:
+            raise ConfigError(f"model {t.model!r} is for the {builder.task!r} task, but {cfg.name} is a "
+                              f"{cfg.task!r} competition")
+        if data is not None:
+            self.meta.update(n_classes=max(1, len(data.classes)), image_size=int(data.images.shape[1]))
+        self.meta.setdefault("n_classes", 1)
+        self.meta.setdefault("image_size", cfg.data.image_size)
+        torch.manual_seed(t.seed)
+        built = builder(cfg, int(self.meta["n_classes"]))
+        self.conditional, self.n_classes, self.z_dim = built.conditional, built.n_classes, built.z_dim
+        self.G = ctx.prepare(built.generator)
+        self.D = ctx.prepare(built.discriminator)
+        self.ema = EMA(self.G, t.ema_decay, t.ema_start) if t.ema_decay > 0 else None
+        self.G_train, self.D_train = ctx.wrap(self.G), ctx.wrap(self.D)
+        self.loss = LOSSES.get(t.loss)(t)
+        fused = {"fused": True} if ctx.is_cuda else {}
+        self.opt_g = torch.optim.Adam(self.G.parameters(), t.lr_g, betas=(t.beta1, t.beta2), **fused)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), t.lr_d, betas=(t.beta1, t.beta2), **fused)
+        self.scaler_g, self.scaler_d = ctx.grad_scaler(), ctx.grad_scaler()
+        self.policy = parse_policy(t.diffaugment)
+        # fixed sample inputs, drawn on the CPU so every device shows the same grid
+        gen = torch.Generator().manual_seed(t.seed + 1)
+        self.z_fixed = torch.randn(GRID_SIZE, self.z_dim, generator=gen).to(ctx.device)
+        self.y_fixed = (torch.arange(GRID_SIZE) % max(1, self.n_classes)).to(ctx.device)
+        self.images: torch.Tensor | None = None
+        if data is not None:
+            if len(data.images) < 2:
+                raise ConfigError(f"{cfg.name}: need at least 2 training images, found {len(data.images)}")
+            # uint8 NHWC on the device; permuting a batch gives an NCHW view with channels_last strides
+            self.images = torch.from_numpy(data.images).to(ctx.device)
+            self.labels = torch.from_numpy(data.labels.astype("int64")).to(ctx.device)
+            self.sampler = IndexSampler(len(data.images), t.batch_size, t.seed, ctx.rank, ctx.world_size)
+
+    # ----------------------------------------------------------------- data
+    @classmethod
+    def load_data(cls, cfg: Config, data_dir: str | None = None, progress: bool = True) -> Any:
+        from kompete.data import prepare_images
+
+        return prepare_images(cfg, data_dir, progress)
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        assert self.images is not None, "this task was built without data"
+        idx = self.sampler.next().to(self.ctx.device, non_blocking=True)
+        self.epoch = self.sampler.epoch
+        x = to_float(self.images[idx].permute(0, 3, 1, 2))
+        if self.cfg.data.random_flip:
+            x = random_flip(x)
+        return self.ctx.images(x), self.labels[idx]
+
+    @property
+    def images_per_step(self) -> int:
+        return self.sampler.batch_size * self.cfg.train.d_steps * self.ctx.world_size
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return max(1, self.sampler.steps_per_epoch // self.cfg.train.d_steps)
+
+    # ----------------------------------------------------------------- training
+    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        return diff_augment(x, self.policy) if self.policy else x
+
+    def _classes(self, y: torch.Tensor) -> torch.Tensor | None:
+        return y if self.conditional else None
+
+    def step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+        t, ctx = self.cfg.train, self.ctx
+        x_real, y = batch
+        n = x_real.shape[0]
+        for i in range(t.d_steps):
+            if i:
+                x_real, y = self.next_batch()
+            z = torch.randn(n, self.z_dim, device=ctx.device)
+            with ctx.autocast():
+                with torch.no_grad():
+                    fake = self.G_train(z, self._classes(y))
+                d_real = self.D_train(self._augment(x_real), self._classes(y))
+                d_fake = self.D_train(self._augment(fake.detach()), self._classes(y))
+                loss_d = self.loss.d(d_real, d_fake)
+            self.opt_d.zero_grad(set_to_none=True)
+            self.scaler_d.scale(loss_d).backward()
+            self.scaler_d.step(self.opt_d)
+            self.scaler_d.update()
+        if not ctx.ddp:
+            self.D.requires_grad_(False)  # G's step needs no D weight gradients
+        z = torch.randn(n, self.z_dim, device=ctx.device)
+        with ctx.autocast():
+            fake = self.G_train(z, self._classes(y))
+            g_fake = self.D_train(self._augment(fake), self._classes(y))
+            g_real = None
+            if self.loss.needs_real_for_g:
+                with torch.no_grad():
+                    g_real = self.D_train(self._augment(x_real), self._classes(y))
+            loss_g = self.loss.g(g_real, g_fake)
+        self.opt_g.zero_grad(set_to_none=True)
+        self.scaler_g.scale(loss_g).backward()
+        self.scaler_g.step(self.opt_g)
+        self.scaler_g.update()
+        if not ctx.ddp:
+            self.D.requires_grad_(True)
+        if self.ema is not None:
+            self.ema.update(self.G, self.step_count)
+        self.step_count += 1
+        return {"d": loss_d.detach(), "g": loss_g.detach(), "d_real": d_real.detach().float().mean(),
+                "d_fake": d_fake.detach().float().mean()}
+
+    def param_groups(self) -> dict[str, list[dict]]:
+        return {"g": self.opt_g.param_groups, "d": self.opt_d.param_groups}
+
+    def base_lrs(self) -> dict[str, float]:
+        return {"g": self.cfg.train.lr_g, "d": self.cfg.train.lr_d}
+
+    # ----------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        state = {"G": self.G.state_dict(), "D": self.D.state_dict(), "opt_g": self.opt_g.state_dict(),
+                 "opt_d": self.opt_d.state_dict(), "scaler_g": self.scaler_g.state_dict(),
+                 "scaler_d": self.scaler_d.state_dict(), "step": self.step_count, "epoch": self.epoch,
+                 "rng_cpu": torch.get_rng_state()}
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        if self.images is not None:
+            state["sampler"] = self.sampler.state_dict()
+        if self.ctx.is_cuda:
+            state["rng_cuda"] = torch.cuda.get_rng_state(self.ctx.device)
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state.get("ema", state["G"]))
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.scaler_g.load_state_dict(state["scaler_g"])
+        self.scaler_d.load_state_dict(state["scaler_d"])
+        self.step_count, self.epoch = int(state["step"]), int(state["epoch"])
+        if self.images is not None and "sampler" in state:
+            self.sampler.load_state_dict(state["sampler"])
+        torch.set_rng_state(state["rng_cpu"])
+        if self.ctx.is_cuda and "rng_cuda" in state:
+            torch.cuda.set_rng_state(state["rng_cuda"], self.ctx.device)
+
+    def load_weights(self, state: dict[str, Any]) -> None:
+        """Only what generation needs (G, EMA), e.g. from a checkpoint of another device."""
+        self.G.load_state_dict(state["G"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state.get("ema", state["G"]))
+
+    # ----------------------------------------------------------------- outputs
+    def generator_for_inference(self) -> torch.nn.Module:
+        use_ema = self.ema is not None and self.cfg.generate.use_ema
+        return (self.ema.shadow if use_ema else self.G).eval()
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """uint8 NCHW images from noise (and classes, for conditional models)."""
+        g = self.generator_for_inference()
+        with eval_mode(g), self.ctx.autocast():
+            x = g(z.to(self.ctx.device), self._classes(y.to(self.ctx.device)) if y is not None else None)
+        return to_uint8(x.float())
+
+    @torch.no_grad()
+    def sample_grid(self) -> torch.Tensor:
+        return self.generate(self.z_fixed, self.y_fixed if self.conditional else None)

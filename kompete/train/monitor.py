@@ -1,0 +1,119 @@
+"""What a run shows and leaves behind: progress bar, metrics.csv, loss/D-output plots, sample grids."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from kompete.paths import atomic_output
+
+
+class MetricsLog:
+    """Appends rows to metrics.csv (a log, flushed per row); reopening an existing file continues it."""
+
+    def __init__(self, path: Path, fields: Sequence[str]):
+        self.path, self.fields = path, list(fields)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = not path.exists() or path.stat().st_size == 0
+        if not fresh:
+            with path.open() as f:
+                header = next(csv.reader(f), [])
+            if header != self.fields:  # a different schema: keep the old file aside
+                path.rename(path.with_suffix(".old.csv"))
+                fresh = True
+        self._file = path.open("a", newline="")
+        self._writer = csv.DictWriter(self._file, self.fields)
+        if fresh:
+            self._writer.writeheader()
+            self._file.flush()
+
+    def write(self, row: dict[str, float]) -> None:
+        self._writer.writerow({k: _fmt(row.get(k, "")) for k in self.fields})
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _fmt(v: object) -> object:
+    return f"{v:.6g}" if isinstance(v, float) else v
+
+
+def read_metrics(path: Path) -> dict[str, np.ndarray]:
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return {}
+    return {k: np.array([float(r[k]) if r[k] not in ("", None) else math.nan for r in rows]) for k in rows[0]}
+
+
+def plot_metrics(metrics_csv: Path, out_dir: Path, loss_names: Sequence[str]) -> list[Path]:
+    """losses.png (every loss against step) and d_outputs.png (mean D(x), mean D(G(z))), written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = read_metrics(metrics_csv)
+    if not data or len(data["step"]) == 0:
+        return []
+    written = []
+    panels = [("losses.png", [n for n in loss_names if n not in ("d_real", "d_fake")], "loss"),
+              ("d_outputs.png", [n for n in ("d_real", "d_fake") if n in loss_names], "mean D logit")]
+    for name, keys, ylabel in panels:
+        keys = [k for k in keys if k in data]
+        if not keys:
+            continue
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for k in keys:
+            ax.plot(data["step"], data[k], label={"d_real": "D(x)", "d_fake": "D(G(z))"}.get(k, k))
+        ax.set_xlabel("step")
+        ax.set_ylabel(ylabel)
+        ax.legend()
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        path = out_dir / name
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=90)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def save_grid(images: torch.Tensor, path: Path, nrow: int = 8) -> Path:
+    """uint8 NCHW images tiled into one PNG (atomic)."""
+    from torchvision.utils import make_grid
+
+    grid = make_grid(images.cpu(), nrow=nrow, padding=2).permute(1, 2, 0).numpy()
+    with atomic_output(path) as tmp:
+        Image.fromarray(np.ascontiguousarray(grid), "RGB").save(tmp, "PNG")
+    return path
+
+
+class Progress:
+    """A tqdm bar over the training window's seconds, showing step, epoch, losses and the time left."""
+
+    def __init__(self, total_s: float, enabled: bool):
+        self.bar = tqdm(total=max(1, round(total_s)), unit="s", desc="train", disable=not enabled,
+                        bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} s {postfix}",
+                        dynamic_ncols=True)
+        self._shown = 0
+
+    def update(self, elapsed_s: float, **info: object) -> None:
+        target = min(self.bar.total, int(elapsed_s))
+        if target > self._shown:
+            self.bar.update(target - self._shown)
+            self._shown = target
+        if info:
+            self.bar.set_postfix({k: (f"{v:.3g}" if isinstance(v, float) else v) for k, v in info.items()},
+                                 refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()

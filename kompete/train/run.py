@@ -1,0 +1,50 @@
+"""`kompete train` as a library call: context, data, task, budget with a generation reserve, resume, loop."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import click
+
+from kompete.config import Config
+from kompete.train import state as ckpt
+from kompete.train.budget import Budget, set_reserve
+from kompete.train.context import make_context
+from kompete.train.task import build_task, task_class
+from kompete.train.trainer import Trainer, TrainResult
+
+
+def train_run(cfg: Config, run_dir: str | Path, budget: Budget, data_dir: str | None = None,
+              resume: str | Path | None = None, fresh: bool = False, max_steps: int | None = None,
+              device: str | None = None, progress: bool = True) -> TrainResult | None:
+    """Train until the budget's window closes; returns None on DDP ranks other than 0.
+
+    Without --resume, a run folder that already holds checkpoints is continued (a preempted or
+    interrupted run picks up where it stopped); `fresh` discards them first.
+    """
+    run_dir = Path(run_dir)
+    ctx = make_context(cfg, device)
+    try:
+        if fresh and ctx.is_main:
+            shutil.rmtree(run_dir / ckpt.CHECKPOINT_DIR, ignore_errors=True)
+            (run_dir / "metrics.csv").unlink(missing_ok=True)
+        data = task_class(cfg).load_data(cfg, data_dir, progress=progress and ctx.is_main)
+        task = build_task(cfg, ctx, data)
+        from kompete.generate import estimate_seconds
+
+        set_reserve(budget, estimate_seconds(task, cfg), cfg.train.safety_margin_s)
+        trainer = Trainer(cfg, task, run_dir, budget, progress=progress, max_steps=max_steps)
+        source = resume if resume is not None else (run_dir if ckpt.list_checkpoints(run_dir) else None)
+        if ctx.is_main:
+            for note in ctx.notes:
+                click.echo(note)
+            click.echo(budget.describe())
+        if source is not None:
+            path = trainer.resume(source)
+            if ctx.is_main:
+                click.echo(f"resumed from {path} at step {task.step_count}")
+        result = trainer.run()
+        return result if ctx.is_main else None
+    finally:
+        ctx.close()

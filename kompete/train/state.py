@@ -1,0 +1,64 @@
+"""Checkpoints: written atomically, the last K kept, found again from a run folder or a kernel's output."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from kompete.errors import TrainingError
+from kompete.paths import atomic_output
+
+CHECKPOINT_DIR = "checkpoints"
+PATTERN = re.compile(r"step-(\d+)\.pt$")
+FORMAT = 1
+
+
+def save_checkpoint(run_dir: str | Path, step: int, payload: dict[str, Any], keep: int = 2) -> Path:
+    """Write `payload` as checkpoints/step-NNNNNNNN.pt (atomically), then drop all but the newest `keep`."""
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    path = folder / f"step-{step:08d}.pt"
+    with atomic_output(path) as tmp:
+        torch.save({"format": FORMAT, **payload}, tmp)
+    for old in list_checkpoints(run_dir)[:-keep]:
+        if old != path:
+            old.unlink(missing_ok=True)
+    return path
+
+
+def list_checkpoints(run_dir: str | Path) -> list[Path]:
+    """Checkpoints of a run, oldest first. Accepts the run folder or its checkpoints/ folder."""
+    root = Path(run_dir)
+    folder = root / CHECKPOINT_DIR if (root / CHECKPOINT_DIR).is_dir() else root
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := PATTERN.search(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def find_checkpoint(where: str | Path) -> Path:
+    """A checkpoint file itself, or the newest one in a run folder (also a previous kernel's output)."""
+    path = Path(where)
+    if path.is_file():
+        return path
+    found = list_checkpoints(path)
+    if not found:
+        # a kernel's output folder holds the run one level down
+        found = sorted((p for sub in path.glob("*/") for p in list_checkpoints(sub)),
+                       key=lambda p: p.stat().st_mtime) if path.is_dir() else []
+    if not found:
+        raise TrainingError(f"no checkpoint in {path}", hint="train first with `kompete train COMP`, "
+                                                             "or point at a run folder holding checkpoints/")
+    return found[-1]
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # a truncated or foreign file: say which one
+        raise TrainingError(f"cannot read checkpoint {path}: {exc}".splitlines()[0]) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise TrainingError(f"{path} is not a kompete checkpoint")
+    return payload

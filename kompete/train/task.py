@@ -1,0 +1,139 @@
+"""The contract between the Trainer and a GAN family: the loop never learns what it trains.
+
+A `Task` owns its models, optimisers, data (GPU-resident) and fixed sample noise. The Trainer asks
+it for batches, calls `step`, schedules learning rates through `param_groups`, checkpoints through
+`state_dict`, and draws sample grids through `sample_grid`. `TASKS` maps `cfg.task` ("generate",
+"translate", ...) to the class, so a new family plugs in with one decorator.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import torch
+
+from kompete.config import Config
+from kompete.registry import Registry
+from kompete.train.context import Context
+
+TASKS: Registry = Registry("task")
+
+
+class Task:
+    """Base class of everything the Trainer can train. Subclasses fill in the marked methods.
+
+    Construction: `Task(cfg, ctx, data)` where `data` is what `load_data(cfg, data_dir)` returned, or
+    None when only generating from a checkpoint (then `meta` from the checkpoint gives the shapes).
+    """
+
+    #: short names of the losses `step` returns, in a stable order (the metrics.csv columns)
+    loss_names: tuple[str, ...] = ()
+
+    def __init__(self, cfg: Config, ctx: Context, data: Any = None, meta: dict | None = None):
+        self.cfg = cfg
+        self.ctx = ctx
+        self.meta: dict = dict(meta or {})
+        self.step_count = 0
+        self.epoch = 0
+
+    # ----------------------------------------------------------------- data
+    @classmethod
+    def load_data(cls, cfg: Config, data_dir: str | None = None, progress: bool = True) -> Any:
+        """Read (and cache) the training data on the host; the Task moves it to the device."""
+        raise NotImplementedError
+
+    def next_batch(self) -> Any:
+        """The next training batch, already on the device; advances `epoch` when the data wraps."""
+        raise NotImplementedError
+
+    @property
+    def images_per_step(self) -> int:
+        """Real images one `step` consumes (for images/s)."""
+        return self.cfg.train.batch_size
+
+    @property
+    def steps_per_epoch(self) -> int:
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- training
+    def step(self, batch: Any) -> dict[str, torch.Tensor]:
+        """One optimisation step. Returns detached 0-d loss tensors (never `.item()`: no host sync)."""
+        raise NotImplementedError
+
+    def param_groups(self) -> dict[str, list[dict]]:
+        """Name -> optimiser param groups whose 'lr' the Trainer scales (e.g. {'g': ..., 'd': ...})."""
+        raise NotImplementedError
+
+    def base_lrs(self) -> dict[str, float]:
+        """Name -> the configured learning rate of each optimiser in `param_groups`."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: weights, optimisers, scalers, data position, RNG."""
+        raise NotImplementedError
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def checkpoint_meta(self) -> dict:
+        """Small JSON-able facts a checkpoint needs to rebuild the Task without data (n_classes, ...)."""
+        return dict(self.meta)
+
+    # ----------------------------------------------------------------- outputs
+    @torch.no_grad()
+    def sample_grid(self) -> torch.Tensor:
+        """uint8 NCHW images from the fixed sample inputs (same inputs all run long)."""
+        raise NotImplementedError
+
+    def generator_for_inference(self) -> torch.nn.Module:
+        """The network that makes submission images (the EMA copy when there is one); callers set eval mode."""
+        raise NotImplementedError
+
+
+def build_task(cfg: Config, ctx: Context, data: Any = None, meta: dict | None = None) -> Task:
+    """The Task registered for `cfg.task`."""
+    return TASKS.get(cfg.task)(cfg, ctx, data, meta)
+
+
+def task_class(cfg: Config) -> type[Task]:
+    return TASKS.get(cfg.task)
+
+
+class IndexSampler:
+    """Shuffled index batches over n items, epoch after epoch, with a state that resumes mid-epoch.
+
+    Indices are drawn on the CPU from a seeded generator (cheap, identical on every device) and moved
+    to the data's device by the caller. In DDP each rank takes its own slice of the same permutation.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
+        if n < batch_size * world_size:
+            batch_size = max(1, n // world_size)
+        self.n, self.batch_size, self.rank, self.world = n, batch_size, rank, world_size
+        self.generator = torch.Generator().manual_seed(seed)
+        self.epoch = 0
+        self.pos = 0
+        self.perm = torch.randperm(n, generator=self.generator)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.n // (self.batch_size * self.world)
+
+    def next(self) -> torch.Tensor:
+        span = self.batch_size * self.world
+        if self.pos + span > self.n:
+            self.perm = torch.randperm(self.n, generator=self.generator)
+            self.pos = 0
+            self.epoch += 1
+        start = self.pos + self.rank * self.batch_size
+        self.pos += span
+        return self.perm[start:start + self.batch_size]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "pos": self.pos, "perm": self.perm.clone(),
+                "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.epoch, self.pos, self.perm = state["epoch"], state["pos"], state["perm"].clone()
+        self.generator.set_state(state["generator"])
