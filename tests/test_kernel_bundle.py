@@ -111,3 +111,26 @@ def test_preflight_stops_a_kernel_without_its_competition_data(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 2
     assert "preflight: competition data missing" in run.stdout and "Traceback" not in run.stderr
+
+
+def test_built_script_runs_end_to_end_offline_in_a_fake_kaggle_layout(tmp_path):
+    """train -> generate -> validate inside the script, on sample-dogs, leaving a valid images.zip."""
+    from PIL import Image
+
+    sets = ["generate.n_images=64", "output.n_min=64", "output.n_max=64", "train.batch_size=8",
+            "data.sample.n_images=16"]
+    b = build_bundle(load_config("sample-dogs", sets), "alice", out_root=tmp_path / "k")
+    root = tmp_path / "kaggle"
+    (root / "input").mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "KOMPETE_KERNEL_START")}
+    env.update(KOMPETE_KAGGLE_ROOT=str(root), TMPDIR=str(tmp_path), KOMPETE_TRAIN_ARGS="--max-steps 1")
+    run = subprocess.run([sys.executable, str(b.folder / "kernel.py")], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "failed stages: none" in run.stdout and "validate: exit 0" in run.stdout
+    with zipfile.ZipFile(root / "working" / "images.zip") as zf:
+        names = zf.namelist()
+        assert len(names) == 64 and all(n.endswith(".png") for n in names)
+        assert Image.open(zf.open(names[0])).size == (64, 64)
+    outputs = [p for p in (root / "working").rglob("*") if p.is_file()]
+    assert len(outputs) < 500 and not any(p.name == "kaggle.json" for p in outputs)

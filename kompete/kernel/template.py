@@ -61,9 +61,21 @@ def unpack():
     return src, cfg
 
 
-def kompete(src, args, env):
+def gpu_count():
+    try:
+        import torch
+        return torch.cuda.device_count()
+    except Exception:
+        return 0
+
+
+def kompete(src, args, env, ddp=False):
     cmd = [sys.executable, "-m", "kompete", *args]
-    log("$ kompete " + " ".join(args))
+    n = gpu_count() if ddp else 0
+    if n > 1:  # e.g. two T4s: one process per GPU (DDP)
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
+               "-m", "kompete", *args]
+    log(("$ torchrun x%d kompete " % n if n > 1 else "$ kompete ") + " ".join(args))
     return subprocess.run(cmd, env=env, cwd=str(kaggle_root() / "working")).returncode
 
 
@@ -126,7 +138,7 @@ def main(argv):
             if name == "train":  # local dry runs add e.g. "--max-steps 2"; unset on Kaggle
                 args += shlex.split(os.environ.get("KOMPETE_TRAIN_ARGS", ""))
             t0 = time.time()
-            rc = kompete(src, args, env)
+            rc = kompete(src, args, env, ddp=(name == "train"))
             log(f"{name}: exit {rc} after {time.time() - t0:.0f} s")
             if rc != 0:
                 failed.append(name)
