@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import tarfile
 import zipfile
 
 import pytest
@@ -20,10 +21,12 @@ from kompete.kernel.bundle import BundleError, build_bundle, sweep_variants
 from tests.kaggle_fixtures import FAKE_CREDENTIALS
 
 
-def _embedded_zip(script: str) -> zipfile.ZipFile:
-    block = re.search(r"PACKAGE_ZIP_B64 = \(\n(.*?)\n\)", script, re.S).group(1)
+def _embedded_names(script: str) -> list[str]:
+    block = re.search(r"PACKAGE_B64 = \(.*?\n(.*?)\n\)", script, re.S).group(1)
     b64 = "".join(re.findall(r'"([A-Za-z0-9+/=]+)"', block))
-    return zipfile.ZipFile(io.BytesIO(base64.b64decode(b64)))
+    with tarfile.open(fileobj=io.BytesIO(base64.b64decode(b64)), mode="r:xz") as tar:
+        assert all(m.isfile() for m in tar.getmembers())
+        return tar.getnames()
 
 
 def test_dog_bundle_metadata_and_size(tmp_path):
@@ -50,7 +53,7 @@ def test_bundle_embeds_only_kompete_source_and_no_credentials(fake_kaggle, tmp_p
     for f in b.folder.iterdir():
         text = f.read_text()
         assert FAKE_CREDENTIALS["key"] not in text and os.environ["KAGGLE_KEY"] not in text
-    names = _embedded_zip((b.folder / "kernel.py").read_text()).namelist()
+    names = _embedded_names((b.folder / "kernel.py").read_text())
     assert "kompete/__init__.py" in names and "kompete/kernel/bundle.py" in names
     assert all(n.startswith("kompete/") and n.endswith(".py") and "__pycache__" not in n for n in names)
 

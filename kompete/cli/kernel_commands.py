@@ -52,7 +52,7 @@ def _build_all(competition, overrides, sweeps, owner, out_root, score, resume_fr
                             cfg.kernel.score if score is None else score, resume_from) for name, cfg in variants]
     for b in bundles:
         click.echo(f"built {b.folder}  id {b.kernel_id}  script {b.script_bytes / 1e3:.1f} kB "
-                   f"(kompete source {b.package_bytes / 1e3:.1f} kB zipped)  config {b.config_hash}  "
+                   f"(kompete source {b.package_bytes / 1e3:.1f} kB packed)  config {b.config_hash}  "
                    f"in {b.build_seconds * 1e3:.0f} ms")
     return bundles
 

@@ -1,7 +1,7 @@
 """The script a Kaggle kernel runs. `bundle.py` fills the `__NAME__` placeholders.
 
 The script needs only the standard library and Kaggle's preinstalled packages (torch, numpy, PIL, yaml,
-click, ...): kompete travels inside it as a base64 zip of its source, and the fully resolved config as YAML.
+click, ...): kompete travels inside it as a base64 tar.xz of its source, and the fully resolved config as YAML.
 Run it with `--self-check` to unpack and import kompete without training.
 """
 
@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
+import tarfile
 from pathlib import Path
 
 COMPETITION = "__COMPETITION__"
@@ -34,7 +34,7 @@ KAGGLE_DIR = "__KAGGLE_DIR__"      # folder under /kaggle/input holding the data
 SCORE_NEEDS = __SCORE_NEEDS__      # paths under /kaggle/input that scoring needs (weights), checked first
 STAGES = __STAGES__                # [name, [kompete args...]]; {config} {run} {zip} {input} are filled below
 CONFIG_YAML = __CONFIG_YAML__
-PACKAGE_ZIP_B64 = (
+PACKAGE_B64 = (  # kompete/**/*.py as tar.xz, base64
 __PACKAGE__
 )
 
@@ -52,8 +52,13 @@ def unpack():
     src = Path(tempfile.gettempdir()) / f"kompete-src-{CONFIG_HASH}"
     if not (src / "kompete" / "__init__.py").is_file():
         tmp = Path(tempfile.mkdtemp(prefix="kompete-src-"))
-        with zipfile.ZipFile(io.BytesIO(base64.b64decode("".join(PACKAGE_ZIP_B64)))) as zf:
-            zf.extractall(tmp)
+        with tarfile.open(fileobj=io.BytesIO(base64.b64decode("".join(PACKAGE_B64))), mode="r:xz") as tar:
+            for member in tar.getmembers():  # built by kompete: plain files under kompete/ only
+                if not member.isfile() or not member.name.startswith("kompete/") or ".." in member.name:
+                    raise SystemExit(f"kompete kernel: unexpected member {member.name!r} in the embedded package")
+                target = tmp / member.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(tar.extractfile(member).read())
         shutil.rmtree(src, ignore_errors=True)
         os.replace(tmp, src)
     cfg = src / f"{COMPETITION}.yaml"
