@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 from click.testing import CliRunner
@@ -10,6 +11,7 @@ from kompete.cli import main
 from kompete.errors import KaggleError
 from tests.conftest import run_kompete
 from tests.fake_kaggle import Reply
+from tests.kaggle_fixtures import FAKE_CREDENTIALS
 
 PUSH = "kernels.KernelsApiService/SaveKernel"
 STATUS = "kernels.KernelsApiService/GetKernelSessionStatus"
@@ -33,8 +35,11 @@ def test_build_then_push_through_the_real_cli_subprocess(fake_kaggle, tmp_path):
     built = run_kompete("kernel", "build", "sample-dogs", "--out", str(tmp_path))
     assert built.returncode == 0, built.stderr
     assert "id alice/kompete-sample-dogs" in built.stdout  # owner from KAGGLE_USERNAME
-    pushed = run_kompete("kernel", "push", str(tmp_path / "sample-dogs"))
+    pushed = run_kompete("kernel", "push", str(tmp_path / "sample-dogs"), env={"VERBOSE": "1"})
     assert pushed.returncode == 0, pushed.stderr
+    basic = base64.b64encode(f"alice:{FAKE_CREDENTIALS['key']}".encode()).decode()
+    for secret in (FAKE_CREDENTIALS["key"], basic):  # VERBOSE makes the client log its Authorization header
+        assert secret not in pushed.stdout + pushed.stderr + built.stdout + built.stderr
     assert pushed.stdout.strip() == f"pushed {REF} version 7: https://www.kaggle.com/code/{REF}"
     (call,) = [c for c in fake_kaggle.calls if c.method == PUSH]
     assert call.body["enableInternet"] is False and call.body["slug"] == REF
@@ -80,6 +85,8 @@ def test_output_downloads_only_what_is_asked(fake_kaggle, tmp_path):
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["images.zip"]
     assert (tmp_path / "out" / "images.zip").read_bytes()[:2] == b"PK"
+    gets = [c for c in fake_kaggle.calls if c.method.startswith("GET")]
+    assert gets and all(c.auth is None for c in gets)  # signed URLs get no credentials
     everything = kompete("kernel", "output", REF, "--to", str(tmp_path / "all"))
     assert sorted(p.name for p in (tmp_path / "all").iterdir()) == [
         "images.zip", "kompete-sample-dogs.log", "metrics.csv"]
@@ -164,3 +171,14 @@ def test_data_download_uses_the_client_and_unpacks_safely(fake_kaggle, tmp_path)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "dogs" / "all-dogs" / "1.jpg").read_bytes() == b"jpg"
     assert not (tmp_path / "generative-dog-images.zip").exists()
+
+
+def test_submit_refuses_a_fetched_zip_kaggle_would_reject(fake_kaggle, tmp_path):
+    import zipfile
+
+    bad = tmp_path / "images.zip"
+    with zipfile.ZipFile(bad, "w") as zf:
+        zf.writestr("0.png", b"not a png")
+    result = CliRunner().invoke(main, ["kernel", "submit", "sample-dogs", "--kernel", REF, "--zip", str(bad)])
+    assert result.exit_code == 1 and "would be rejected by Kaggle" in _one_error_line(result.output)
+    assert fake_kaggle.methods() == []

@@ -175,15 +175,17 @@ def output(ref, dest, only, version) -> None:
 @click.option("--wait", is_flag=True, help="Poll until scored and print the public score.")
 @click.option("--timeout", "timeout_s", type=float, default=3600, help="Give up waiting after this many seconds.")
 @click.option("--poll", "poll_s", type=click.FloatRange(min=0), default=30.0, help="Polling interval in seconds.")
+@click.option("--zip", "zip_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The kernel's images.zip fetched locally: validate it before submitting.")
 @set_option
-def submit(competition, ref, version, message, wait, timeout_s, poll_s, overrides) -> None:
+def submit(competition, ref, version, message, wait, timeout_s, poll_s, zip_path, overrides) -> None:
     """Submit a kernel's output to COMPETITION, after checking today's submission limit."""
     from kompete.kernel import remote
 
     cfg = config_for(competition, overrides)
     version = _version_for(ref, version)
     message = message or f"kompete {ref}" + (f" v{version}" if version else "")
-    result = remote.submit(_client(), cfg, ref, version, message, wait, timeout_s, poll_s)
+    result = remote.submit(_client(), cfg, ref, version, message, wait, timeout_s, poll_s, zip_path)
     click.echo(f"submitted {ref}" + (f" v{version}" if version else "") + f" to {cfg.name}: submission {result.ref}")
     if result.submission is not None:
         click.echo(f"public score {result.submission.public_score or '(none)'} ({result.submission.status})")

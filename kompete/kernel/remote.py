@@ -124,10 +124,23 @@ def check_limits(client: KaggleClient, cfg: Config) -> None:
                          hint="try again after midnight UTC")
 
 
+def check_local_zip(cfg: Config, zip_path: Path) -> None:
+    """The kernel's images.zip, fetched with `kompete kernel output`, checked as Kaggle would check it."""
+    from kompete.archive import validate_zip
+
+    if not Path(zip_path).is_file():
+        raise KaggleError(f"{zip_path} does not exist", hint="fetch it with `kompete kernel output REF --to DIR`")
+    report = validate_zip(cfg, zip_path)
+    if not report.ok:
+        raise KaggleError(f"not submitting: {report.message()}")
+
+
 def submit(client: KaggleClient, cfg: Config, ref: str, version: int | None, message: str,
-           wait: bool = False, timeout_s: float = 3600, poll_s: float = 30.0,
+           wait: bool = False, timeout_s: float = 3600, poll_s: float = 30.0, zip_path: Path | None = None,
            sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> SubmitResult:
     client.check_kernel_ref(ref)
+    if zip_path is not None:
+        check_local_zip(cfg, zip_path)
     check_limits(client, cfg)
     sub_ref = client.submit_code(cfg.name, ref, version, cfg.output.archive, message)
     if not wait:
