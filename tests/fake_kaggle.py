@@ -6,7 +6,7 @@ A request for any host other than localhost/127.0.0.1 (or an HTTPS `CONNECT`) is
 `escaped`, so a test can assert that nothing tried to leave loopback.
 
 Routes are `"<package>.<Service>/<Method>"`; replies are `Reply(status, body, headers)` where `body` is a dict
-(sent as JSON) or bytes. `queue(method, r1, r2, ...)` answers successive calls in turn (the last one repeats).
+(sent as JSON) or bytes, or a function of the request's JSON body returning a Reply. `queue(method, r1, r2, ...)` answers successive calls in turn (the last one repeats).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class FakeKaggle:
     def __init__(self) -> None:
         self.calls: list[Call] = []
         self.escaped: list[str] = []
-        self.routes: dict[str, list[Reply]] = {}
+        self.routes: dict[str, list] = {}
         self.blobs: dict[str, Reply] = {}
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -175,7 +175,8 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server_state
         with state._lock:
             state.calls.append(Call(method, self.headers.get("Authorization"), body))
-        self._send(state._next(method))
+        reply = state._next(method)
+        self._send(reply(body) if callable(reply) else reply)
 
     def do_GET(self) -> None:
         target = self._target()
@@ -212,12 +213,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(raw)
 
 
-def default_routes() -> dict[str, Reply]:
+def default_routes() -> dict:
     leaderboard = zip_bytes({"lb.csv": b"TeamId,TeamName,SubmissionDate,Score\n1,alice,2026-11-01 10:00:00,12.3\n"})
     return {
         "security.OAuthService/IntrospectToken": Reply(200, {"active": True, "username": "alice"}),
-        "kernels.KernelsApiService/SaveKernel": Reply(200, {
-            "ref": "/code/alice/kompete-sample-dogs", "url": "https://www.kaggle.com/code/alice/kompete-sample-dogs",
+        "kernels.KernelsApiService/SaveKernel": lambda body: Reply(200, {  # echoes the pushed id
+            "ref": f"/code/{body.get('slug')}", "url": f"https://www.kaggle.com/code/{body.get('slug')}",
             "versionNumber": 7}),
         "kernels.KernelsApiService/GetKernelSessionStatus": Reply(200, {"status": "COMPLETE"}),
         "kernels.KernelsApiService/GetAcceleratorQuotaStatistics": Reply(200, {
