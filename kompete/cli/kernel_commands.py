@@ -223,3 +223,8 @@ def doctor(competition, offline) -> None:
     bad = [c for c in checks if not c.ok]
     if bad:
         raise KompeteError(f"{len(bad)} check(s) failed: {', '.join(c.name for c in bad)}")
+
+
+# The short spellings: `kompete submit COMP --kernel OWNER/SLUG` and `kompete doctor [COMP]`.
+main.add_command(submit, "submit")
+main.add_command(doctor, "doctor")
