@@ -232,6 +232,14 @@ def default_routes() -> dict:
         "competitions.CompetitionApiService/GetSubmissionLimits": Reply(200, {
             "numToday": 1, "numTotal": 3, "numAllowedNow": 4}),
         "competitions.CompetitionApiService/DownloadLeaderboard": Reply(200, leaderboard),
+        "blobs.BlobApiService/StartBlobUpload": lambda body: Reply(200, {
+            "token": f"blob-{body.get('name')}", "createUrl": "http://127.0.0.1/upload/" + str(body.get("name"))}),
+        "datasets.DatasetApiService/CreateDatasetVersion": lambda body: Reply(200, {
+            "ref": f"{body.get('ownerSlug')}/{body.get('datasetSlug')}", "status": "ok",
+            "url": f"https://www.kaggle.com/datasets/{body.get('ownerSlug')}/{body.get('datasetSlug')}"}),
+        "datasets.DatasetApiService/CreateDataset": lambda body: Reply(200, {
+            "ref": f"{body.get('ownerSlug')}/{body.get('slug')}", "status": "ok",
+            "url": f"https://www.kaggle.com/datasets/{body.get('ownerSlug')}/{body.get('slug')}"}),
     }
 
 

@@ -188,3 +188,22 @@ def test_top_level_submit_and_doctor_are_the_kernel_commands(fake_kaggle):
     result = kompete("submit", "sample-dogs", "--kernel", REF, "--version", "2")
     assert result.exit_code == 0 and "submission 45" in result.output
     assert "credentials" in kompete("doctor", "--offline").output
+
+
+def test_assets_push_versions_or_creates_the_dataset(fake_kaggle, tmp_path):
+    weights = tmp_path / "pt_inception-2015-12-05-6726825d.pth"
+    weights.write_bytes(b"w" * 1000)
+    args = ["assets", "push", "--no-weights", "--file", str(weights), "--stage", str(tmp_path / "stage")]
+    result = kompete(*args)
+    assert result.exit_code == 0, result.output
+    assert "new version of dataset alice/kompete-assets" in result.output
+    puts = [c for c in fake_kaggle.calls if c.method.startswith("PUT")]
+    assert [len(c.body) for c in puts] == [1000]
+    (version,) = [c for c in fake_kaggle.calls if c.method.endswith("/CreateDatasetVersion")]
+    assert version.body["body"]["files"] == [{"token": f"blob-{weights.name}"}]
+    fake_kaggle.reset()
+    fake_kaggle.error("datasets.DatasetApiService/CreateDatasetVersion", 404, "Dataset not found")
+    result = kompete(*args)
+    assert result.exit_code == 0 and "created dataset alice/kompete-assets" in result.output
+    (created,) = [c for c in fake_kaggle.calls if c.method.endswith("/CreateDataset")]
+    assert created.body["isPrivate"] is True and created.body["slug"] == "kompete-assets"

@@ -228,3 +228,39 @@ def doctor(competition, offline) -> None:
 # The issue's short spellings: `kompete submit COMP --kernel OWNER/SLUG` and `kompete doctor [COMP]`.
 main.add_command(submit, "submit")
 main.add_command(doctor, "doctor")
+
+
+@main.group()
+def assets() -> None:
+    """A private Kaggle dataset holding what kernels need offline (Inception weights, extra files).
+
+    \b
+    kompete assets push                       # the Inception weights kompete finds locally
+    kompete assets push --file wheels/x.whl --slug kompete-assets
+    """
+
+
+@assets.command("push")
+@owner_option
+@click.option("--slug", default=None, help="Dataset slug (default: kompete-assets).")
+@click.option("--file", "files", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Extra file to include (repeatable).")
+@click.option("--no-weights", is_flag=True, help="Do not include the Inception weights.")
+@click.option("--stage", "stage_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("kernels/.assets"), help="Folder where the dataset is assembled before upload.")
+@click.option("-m", "--message", default="kompete assets", help="Version notes.")
+def assets_push(owner, slug, files, no_weights, stage_dir, message) -> None:
+    """Create or version the private assets dataset, through the kaggle client."""
+    from kompete.kernel import assets as assets_mod
+
+    chosen = list(files)
+    if not no_weights:
+        weights = assets_mod.find_inception_weights()
+        if weights is not None:
+            chosen.append(weights)
+            click.echo(f"including Inception weights {weights}")
+    owner = _owner(owner)
+    folder = assets_mod.stage(stage_dir, owner, slug or assets_mod.DEFAULT_SLUG, chosen)
+    ref, url, created = _client().push_dataset(folder, message)
+    click.echo(f"{'created' if created else 'new version of'} dataset {ref}: {url}")
+    click.echo(f"attach it with --set 'kernel.dataset_sources=[{ref}]'")

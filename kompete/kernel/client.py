@@ -323,6 +323,33 @@ class KaggleClient:
         return Quota(hours(gpu.time_used) if gpu else 0.0, hours(gpu.total_time_allowed) if gpu else 0.0,
                      str(resp.quota_refresh_time or ""))
 
+    # ----------------------------------------------------------------- datasets
+
+    def push_dataset(self, folder: Path, notes: str) -> tuple[str, str, bool]:
+        """Version the private dataset described by `folder/dataset-metadata.json`, creating it the first time.
+
+        Returns (owner/slug, url, created).
+        """
+        meta = json.loads((Path(folder) / "dataset-metadata.json").read_text())
+        ref = meta.get("id", "?")
+        created = False
+        try:
+            resp = self._call(f"versioning dataset {ref}", self._api.dataset_create_version, str(folder), notes,
+                              True, False, False, "skip")
+            missing = bool(resp.error) and "not found" in resp.error.lower()
+        except KaggleError as exc:
+            if "(404)" not in exc.message:
+                raise
+            missing = True
+        if missing:
+            resp = self._call(f"creating dataset {ref}", self._api.dataset_create_new, str(folder), False, True,
+                              False, "skip")
+            created = True
+        if resp.error:
+            cls = QuotaError if _QUOTA_PATTERNS.search(resp.error) else KaggleError
+            raise cls(f"dataset {ref}: {resp.error}")
+        return (resp.ref or ref).removeprefix("/datasets/").removeprefix("datasets/").strip("/"), resp.url, created
+
     # ----------------------------------------------------------------- competitions
 
     def submission_limits(self, competition: str) -> Limits:
