@@ -77,6 +77,9 @@ def main() -> None:
             setup=lambda: server.queue(SUBS, Reply(200, {"submissions": [{"ref": 45, "status": "PENDING"}]}),
                                        Reply(200, {"submissions": [{"ref": 45, "status": "COMPLETE",
                                                                     "publicScore": "41.52"}]})))
+        asset = Path(tmp) / "pt_inception-2015-12-05-6726825d.pth"
+        asset.write_bytes(b"w" * 4096)
+        run("assets", "push", "--no-weights", "--file", str(asset), "--stage", str(Path(tmp) / "stage"))
         run("data", "download", "generative-dog-images", "--to", str(Path(tmp) / "data" / "dogs"))
         run("kernel", "submit", "generative-dog-images", "--kernel", "alice/kompete-generative-dog-images",
             setup=lambda: server.set(LIMITS, Reply(200, {"numToday": 5, "numTotal": 20, "numAllowedNow": 0})))

@@ -137,3 +137,32 @@ def test_built_script_runs_end_to_end_offline_in_a_fake_kaggle_layout(tmp_path):
         assert Image.open(zf.open(names[0])).size == (64, 64)
     outputs = [p for p in (root / "working").rglob("*") if p.is_file()]
     assert len(outputs) < 500 and not any(p.name == "kaggle.json" for p in outputs)
+
+
+def _load_script(path, tmp_path, monkeypatch):
+    import importlib.util
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    spec = importlib.util.spec_from_file_location("kompete_kernel_script", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_failed_training_still_generates_and_a_failed_generate_stops(tmp_path, monkeypatch):
+    b = build_bundle(load_config("sample-dogs"), "alice", out_root=tmp_path / "k")
+    script = _load_script(b.folder / "kernel.py", tmp_path, monkeypatch)
+    (tmp_path / "kaggle" / "input").mkdir(parents=True)
+    monkeypatch.setenv("KOMPETE_KAGGLE_ROOT", str(tmp_path / "kaggle"))
+    for failing, expected in (("train", ["train", "generate", "validate"]), ("generate", ["train", "generate"])):
+        ran = []
+
+        def fake_kompete(src, args, env, ddp=False):
+            ran.append(args[0])
+            assert env["KOMPETE_KERNEL_START"] and str(src) in env["PYTHONPATH"]
+            return 1 if args[0] == failing else 0
+
+        monkeypatch.setattr(script, "kompete", fake_kompete)
+        assert script.main([]) == 1
+        assert ran == expected, failing

@@ -207,3 +207,9 @@ def test_assets_push_versions_or_creates_the_dataset(fake_kaggle, tmp_path):
     assert result.exit_code == 0 and "created dataset alice/kompete-assets" in result.output
     (created,) = [c for c in fake_kaggle.calls if c.method.endswith("/CreateDataset")]
     assert created.body["isPrivate"] is True and created.body["slug"] == "kompete-assets"
+
+
+def test_status_of_a_running_kernel_exits_3(fake_kaggle):
+    fake_kaggle.set(STATUS, Reply(200, {"status": "RUNNING"}))
+    result = CliRunner().invoke(main, ["kernel", "status", REF])
+    assert result.exit_code == 3 and result.output.strip() == f"{REF}: RUNNING"
