@@ -56,3 +56,30 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     diff = mu1 - mu2
     value = diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt_product(sigma1, sigma2)
     return float(max(value, 0.0))  # round-off can push a set's distance to itself a hair below zero
+
+
+def frechet_distance_to(features: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """FID of raw features [N, D] against (mu2, sigma2); with N <= D it takes the low-rank path.
+
+    S1 = Xc^T Xc with Xc the centred rows scaled by 1/sqrt(N-1), and the non-zero eigenvalues of
+    S1 S2 are those of the N x N matrix Xc S2 Xc^T: no D x D square root at all (a 100-image
+    quick check skips the two 2048-dimensional eigendecompositions).
+    """
+    x = np.asarray(features, dtype=np.float64)
+    n, d = x.shape
+    if n > d:
+        mu1, sigma1 = statistics(x)
+        return frechet_distance(mu1, sigma1, mu2, sigma2)
+    if n < 2:
+        raise ValueError(f"need at least 2 samples, got {n}")
+    warnings.warn(f"{n} samples for {d} feature dimensions: the covariance has rank {n - 1} < {d}, "
+                  f"so FID is biased upward and not comparable to Kaggle's (10,000 images)",
+                  RankDeficientWarning, stacklevel=2)
+    mu1 = x.mean(axis=0)
+    xc = (x - mu1) / np.sqrt(n - 1)
+    sigma2 = np.asarray(sigma2, dtype=np.float64)
+    m = xc @ sigma2 @ xc.T
+    tr_sqrt = float(np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0, None)).sum())
+    diff = mu1 - np.asarray(mu2, dtype=np.float64)
+    value = diff @ diff + (xc * xc).sum() + np.trace(sigma2) - 2 * tr_sqrt
+    return float(max(value, 0.0))

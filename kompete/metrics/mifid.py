@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from kompete.metrics.fid import frechet_distance, statistics
+from kompete.metrics.fid import frechet_distance_to, statistics
 
 FID_EPSILON = 1e-15  # Kaggle's official scorer; its demo kernels used 1e-14 (irrelevant unless d_thr ~ 0)
 
@@ -85,7 +85,6 @@ def mifid_from_parts(fid: float, distance: float, eps: float = 0.1) -> MifidResu
 def mifid(gen_features: np.ndarray, ref_features: np.ndarray, eps: float = 0.1,
           device: str | torch.device | None = None) -> MifidResult:
     """MiFID of generated features against reference (training) features, Kaggle's way."""
-    mu_g, sigma_g = statistics(gen_features)
     mu_r, sigma_r = statistics(ref_features)
-    fid = frechet_distance(mu_g, sigma_g, mu_r, sigma_r)
+    fid = frechet_distance_to(gen_features, mu_r, sigma_r)
     return mifid_from_parts(fid, memorization_distance(gen_features, ref_features, device=device), eps)

@@ -16,7 +16,7 @@ from kompete.config import Config
 from kompete.data.images import list_images
 from kompete.errors import ArchiveError
 from kompete.metrics.features import FeatureExtractor, default_device, load_inception
-from kompete.metrics.fid import RankDeficientWarning, frechet_distance, statistics
+from kompete.metrics.fid import RankDeficientWarning, frechet_distance_to
 from kompete.metrics.mifid import memorization_distance, mifid_from_parts
 from kompete.metrics.reference import load_reference
 from kompete.metrics.weights import find_weights
@@ -143,8 +143,7 @@ def score_path(cfg: Config, path: str | Path, data_dir: str | Path | None = None
             raise ArchiveError(f"{target}: {len(gen)} valid images; need at least 2 to score")
 
         t = time.perf_counter()
-        mu_g, sigma_g = statistics(gen)
-        fid = frechet_distance(mu_g, sigma_g, ref.mu, ref.sigma)
+        fid = frechet_distance_to(gen, ref.mu, ref.sigma)
         distance = memorization_distance(gen, ref.features, device=dev, normalized=True)
         result = mifid_from_parts(fid, distance, cfg.metric.eps)
         timings["metric"] = time.perf_counter() - t
