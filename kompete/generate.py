@@ -145,17 +145,22 @@ def generate_zip(where: str | Path, out: str | Path | None = None, n: int | None
     return write_zip(task, cfg, out, opts)
 
 
-def estimate_seconds(task: Task, cfg: Config, probe: int | None = None) -> float:
-    """Seconds the configured generation will take, measured on a small probe into a throwaway zip."""
+def estimate_seconds(task: Task, cfg: Config, probe: int = 256) -> float:
+    """Seconds the configured generation will take, measured on a probe into a throwaway zip.
+
+    A small untimed warm-up first (first calls pay for allocation, cudnn autotuning, thread start-up).
+    """
     if cfg.task not in WRITERS:
         return 0.0
     n = cfg.generate.n_images
-    probe = min(n, probe or max(64, min(cfg.generate.batch_size, 256)))
-    opts = GenerateOptions(n=probe, seed=cfg.generate.seed, truncation=cfg.generate.truncation,
-                           batch_size=min(cfg.generate.batch_size, probe), progress=False)
+    probe = min(n, probe)
     with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        with ZipImageWriter(Path(tmp) / "probe.zip", cfg.output.format, cfg.output.jpeg_quality) as zw:
-            WRITERS[cfg.task](task, cfg, zw, opts)
-        seconds = time.perf_counter() - start
-    return seconds * n / probe
+        times = []
+        for size in (min(probe, 16), probe):
+            opts = GenerateOptions(n=size, seed=cfg.generate.seed, truncation=cfg.generate.truncation,
+                                   batch_size=min(cfg.generate.batch_size, size), progress=False)
+            start = time.perf_counter()
+            with ZipImageWriter(Path(tmp) / "probe.zip", cfg.output.format, cfg.output.jpeg_quality) as zw:
+                WRITERS[cfg.task](task, cfg, zw, opts)
+            times.append(time.perf_counter() - start)
+    return times[-1] * n / probe

@@ -87,13 +87,19 @@ def plot_metrics(metrics_csv: Path, out_dir: Path, loss_names: Sequence[str]) ->
     return written
 
 
-def save_grid(images: torch.Tensor, path: Path, nrow: int = 8) -> Path:
+def save_grid(images: torch.Tensor, path: Path, nrow: int = 8, padding: int = 2) -> Path:
     """uint8 NCHW images tiled into one PNG (atomic)."""
-    from torchvision.utils import make_grid
-
-    grid = make_grid(images.cpu(), nrow=nrow, padding=2).permute(1, 2, 0).numpy()
+    x = images.cpu().permute(0, 2, 3, 1).numpy()
+    n, h, w, c = x.shape
+    cols = min(nrow, n)
+    rows = -(-n // cols)
+    grid = np.zeros((rows * (h + padding) + padding, cols * (w + padding) + padding, c), np.uint8)
+    for i in range(n):
+        r, k = divmod(i, cols)
+        top, left = padding + r * (h + padding), padding + k * (w + padding)
+        grid[top:top + h, left:left + w] = x[i]
     with atomic_output(path) as tmp:
-        Image.fromarray(np.ascontiguousarray(grid), "RGB").save(tmp, "PNG")
+        Image.fromarray(grid, "RGB").save(tmp, "PNG")
     return path
 
 

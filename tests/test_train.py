@@ -1,0 +1,319 @@
+"""Training for the `generate` task: models, losses, the Trainer's budget, checkpoints, guards, generation."""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import signal
+import time
+import zipfile
+
+import pytest
+import torch
+from PIL import Image
+
+from kompete import losses, models  # noqa: F401  (fill the registries before parametrising)
+from kompete.config import load_config
+from kompete.data.diffaugment import diff_augment, parse_policy
+from kompete.errors import ConfigError, TrainingError
+from kompete.generate import GenerateOptions, generate_zip, truncated_noise, write_zip
+from kompete.models import EMA
+from kompete.registry import LOSSES, MODELS
+from kompete.train import build_task, make_context, task_class
+from kompete.train import state as ckpt
+from kompete.train.budget import make_budget, parse_duration, set_reserve
+from kompete.train.monitor import read_metrics
+from kompete.train.trainer import Trainer
+from tests.conftest import run_kompete
+
+TINY = ["data.image_size=16", "train.g_channels=8", "train.d_channels=8", "train.z_dim=16", "train.batch_size=16",
+        "train.log_every=2", "output.n_min=1", "generate.batch_size=16", "train.ema_decay=0.9"]
+
+
+def tiny_cfg(*extra: str):
+    return load_config("sample-dogs", [*TINY, *extra])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models on a shared 2-core box: one intra-op thread avoids oversubscription."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def dogs16(tmp_path_factory):
+    cache = tmp_path_factory.getbasetemp() / "kompete-cache"
+    old = os.environ.get("KOMPETE_CACHE_DIR")
+    os.environ["KOMPETE_CACHE_DIR"] = str(cache)
+    try:
+        cfg = tiny_cfg()
+        yield task_class(cfg).load_data(cfg, progress=False)
+    finally:
+        if old is None:
+            os.environ.pop("KOMPETE_CACHE_DIR", None)
+        else:
+            os.environ["KOMPETE_CACHE_DIR"] = old
+
+
+def new_task(cfg, data):
+    return build_task(cfg, make_context(cfg, "cpu"), data)
+
+
+def train(cfg, data, run_dir, steps, on_step=None, resume=None, seconds=600.0):
+    task = new_task(cfg, data)
+    trainer = Trainer(cfg, task, run_dir, make_budget(cfg, seconds), progress=False, on_step=on_step,
+                      max_steps=steps)
+    if resume is not None:
+        trainer.resume(resume)
+    return trainer, trainer.run()
+
+
+# --------------------------------------------------------------------------- models and losses
+
+
+@pytest.mark.parametrize("model", MODELS.names())
+def test_every_model_maps_noise_to_images_and_scores_them(model, dogs16):
+    cfg = tiny_cfg(f"train.model={model}")
+    built = MODELS.get(model)(cfg, 4)
+    assert MODELS.get(model).task == "generate"
+    z, y = torch.randn(4, cfg.train.z_dim), torch.tensor([0, 1, 2, 3])
+    x = built.generator(z, y)
+    assert x.shape == (4, 3, 16, 16) and x.abs().max() <= 1
+    logits = built.discriminator(x, y)
+    assert logits.shape == (4,)
+    logits.sum().backward()
+    assert all(p.grad is not None for p in built.generator.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("name", LOSSES.names())
+def test_every_loss_gives_finite_gradients_in_the_right_direction(name):
+    loss = LOSSES.get(name)(tiny_cfg().train)
+    # logits inside every loss's active region: fake ones D should push down, G up
+    real = torch.tensor([0.2, 0.1, 0.3], requires_grad=True)
+    fake = torch.tensor([0.3, 0.5, 0.4], requires_grad=True)
+    d = loss.d(real, fake)
+    g = loss.g(real.detach(), fake)
+    assert math.isfinite(d.item()) and math.isfinite(g.item())
+    d_grad_fake = torch.autograd.grad(d, fake, retain_graph=True)[0]
+    g_grad_fake = torch.autograd.grad(g, fake)[0]
+    assert (d_grad_fake >= 0).all() and d_grad_fake.sum() > 0
+    assert (g_grad_fake <= 0).all() and g_grad_fake.sum() < 0
+
+
+def test_diffaugment_keeps_shape_and_gradients():
+    x = torch.rand(4, 3, 16, 16, requires_grad=True)
+    y = diff_augment(x * 2 - 1, parse_policy("color,translation,cutout"))
+    assert y.shape == x.shape
+    y.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    with pytest.raises(ConfigError, match="unknown DiffAugment op 'zoom'"):
+        parse_policy("color,zoom")
+
+
+def test_ema_copies_before_its_start_then_averages():
+    model = torch.nn.Linear(2, 1)
+    ema = EMA(model, decay=0.5, start=1)
+    with torch.no_grad():
+        model.weight.fill_(2.0)
+    ema.update(model, step=0)
+    assert torch.equal(ema.shadow.weight, model.weight)
+    with torch.no_grad():
+        model.weight.fill_(4.0)
+    ema.update(model, step=1)
+    assert torch.allclose(ema.shadow.weight, torch.full_like(model.weight, 3.0))
+
+
+def test_truncated_noise_stays_inside_the_threshold_and_is_seeded():
+    a = truncated_noise(500, 8, 0.5, torch.Generator().manual_seed(1))
+    b = truncated_noise(500, 8, 0.5, torch.Generator().manual_seed(1))
+    assert a.abs().max() <= 0.5 and torch.equal(a, b)
+
+
+# --------------------------------------------------------------------------- training
+
+
+def test_training_steps_change_the_weights_and_keep_losses_finite(dogs16, tmp_path):
+    cfg = tiny_cfg("train.model=sngan", "train.diffaugment=color,translation,cutout")
+    task = new_task(cfg, dogs16)
+    before = [p.detach().clone() for p in task.G.parameters()]
+    trainer = Trainer(cfg, task, tmp_path, make_budget(cfg, 600), progress=False, max_steps=6)
+    result = trainer.run()
+    assert result.reason == "max_steps" and result.steps == 6
+    assert any(not torch.equal(a, b) for a, b in zip(before, task.G.parameters()))
+    metrics = read_metrics(tmp_path / "metrics.csv")
+    assert list(metrics["step"]) == [2, 4, 6]
+    for name in ("d", "g", "d_real", "d_fake"):
+        assert all(math.isfinite(v) for v in metrics[name])
+    assert (tmp_path / "losses.png").is_file() and (tmp_path / "d_outputs.png").is_file()
+    assert Image.open(tmp_path / "samples" / "final.png").size[0] > 16
+
+
+def test_discriminator_learns_to_separate_real_from_generated(dogs16, tmp_path):
+    cfg = tiny_cfg("train.model=dcgan", "train.loss=bce", "train.lr_d=2e-3", "train.log_every=4")
+    _, result = train(cfg, dogs16, tmp_path, 12)
+    metrics = read_metrics(tmp_path / "metrics.csv")
+    gap = metrics["d_real"] - metrics["d_fake"]
+    assert result.steps == 12 and gap[-1] > 0.5 and gap[-1] > gap[0], gap  # mean logit on real above fake
+
+
+def test_resume_continues_the_same_trajectory(dogs16, tmp_path):
+    cfg = tiny_cfg("train.model=dcgan_cond", "train.diffaugment=translation")
+    straight, _ = train(cfg, dogs16, tmp_path / "a", 8)
+    train(cfg, dogs16, tmp_path / "b", 4)
+    assert ckpt.find_checkpoint(tmp_path / "b").name == "step-00000004.pt"
+    resumed, result = train(cfg, dogs16, tmp_path / "b", 8, resume=tmp_path / "b")
+    assert result.steps == 8
+    for a, b in zip(straight.task.G.state_dict().values(), resumed.task.G.state_dict().values()):
+        assert torch.equal(a, b)
+    for a, b in zip(straight.task.ema.shadow.parameters(), resumed.task.ema.shadow.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_checkpoints_keep_only_the_newest(dogs16, tmp_path):
+    cfg = tiny_cfg("train.checkpoint_minutes=1e-9", "train.keep_checkpoints=2")
+    train(cfg, dogs16, tmp_path, 5)
+    names = [p.name for p in ckpt.list_checkpoints(tmp_path)]
+    assert names == ["step-00000004.pt", "step-00000005.pt"]
+    assert not list((tmp_path / "checkpoints").glob("*.tmp"))
+
+
+def test_time_budget_stops_before_the_deadline_keeping_the_reserve(dogs16, tmp_path):
+    cfg = tiny_cfg("train.epochs=100000")
+    task = new_task(cfg, dogs16)
+    budget = set_reserve(make_budget(cfg, 3.0), generation_s=1.0, safety_margin_s=0.0)
+    assert budget.reserve_s == pytest.approx(1.25)
+    ends: list[float] = []
+    result = Trainer(cfg, task, tmp_path, budget, progress=False, on_step=lambda t: ends.append(time.monotonic())).run()
+    assert result.reason == "deadline" and len(ends) > 2
+    # steps run while the training window is open; the loop stops at its first check past it
+    assert all(end < budget.train_end for end in ends[:-1])
+    assert budget.train_end - 1.0 < ends[-1] < budget.train_end + 1.0
+
+
+def test_budget_without_room_to_train_is_a_clear_error():
+    cfg = tiny_cfg()
+    with pytest.raises(TrainingError, match="no time left to train"):
+        set_reserve(make_budget(cfg, 10.0), generation_s=20.0, safety_margin_s=0.0)
+    assert parse_duration("8h30m") == 30600 and parse_duration("60s") == 60 and parse_duration("45") == 45
+    with pytest.raises(ConfigError, match="expected a duration"):
+        parse_duration("soon")
+
+
+def test_kernel_start_anchors_the_deadline(monkeypatch):
+    cfg = tiny_cfg()  # runtime 0.05 h = 180 s
+    monkeypatch.setenv("KOMPETE_KERNEL_START", str(time.time() - 100))
+    budget = make_budget(cfg, None, now=0.0)
+    assert budget.end == pytest.approx(80, abs=2)
+
+
+def test_sigterm_saves_a_checkpoint_and_stops(dogs16, tmp_path):
+    cfg = tiny_cfg()
+
+    def kill_at_three(trainer):
+        if trainer.task.step_count == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    previous = signal.getsignal(signal.SIGTERM)
+    _, result = train(cfg, dogs16, tmp_path, 100, on_step=kill_at_three)
+    assert result.reason == "signal" and result.signal_name == "SIGTERM"
+    assert ckpt.find_checkpoint(tmp_path).name == "step-00000003.pt"
+    assert signal.getsignal(signal.SIGTERM) is previous
+
+
+def poison(trainer):
+    with torch.no_grad():
+        next(trainer.task.G.parameters()).fill_(float("nan"))
+
+
+def test_a_non_finite_loss_restores_the_last_checkpoint_with_a_lower_lr(dogs16, tmp_path):
+    cfg = tiny_cfg("train.ema_decay=0")
+    fired = []
+
+    def once(trainer):
+        if trainer.task.step_count == 3 and not fired:
+            fired.append(1)
+            poison(trainer)
+
+    trainer, result = train(cfg, dogs16, tmp_path, 6, on_step=once)
+    assert trainer.nan_restores == 1 and result.steps == 6
+    assert all(torch.isfinite(p).all() for p in trainer.task.G.parameters())
+    lrs = read_metrics(tmp_path / "metrics.csv")["lr_g"]
+    assert lrs[-1] == pytest.approx(cfg.train.lr_g / 2)
+
+
+def test_repeated_non_finite_losses_stop_with_a_clear_error_keeping_checkpoints(dogs16, tmp_path):
+    cfg = tiny_cfg("train.nan_retries=2", "train.ema_decay=0")
+    with pytest.raises(TrainingError, match="non-finite loss .* after 2 restores"):
+        train(cfg, dogs16, tmp_path, 50, on_step=poison)
+    assert ckpt.find_checkpoint(tmp_path).name == "step-00000000.pt"
+
+
+# --------------------------------------------------------------------------- generation
+
+
+def test_generate_writes_exactly_n_valid_pngs_deterministically(dogs16, tmp_path):
+    cfg = tiny_cfg("train.model=sngan_cond")
+    train(cfg, dogs16, tmp_path / "run", 2)
+    a = generate_zip(tmp_path / "run", tmp_path / "a.zip", n=37, seed=3, progress=False)
+    b = generate_zip(tmp_path / "run", tmp_path / "b.zip", n=37, seed=3, progress=False, truncation=0.0)
+    c = generate_zip(tmp_path / "run", tmp_path / "c.zip", n=37, seed=4, progress=False)
+    with zipfile.ZipFile(a) as za, zipfile.ZipFile(b) as zb, zipfile.ZipFile(c) as zc:
+        names = za.namelist()
+        assert names == [f"{i:05d}.png" for i in range(37)]
+        for name in names:
+            img = Image.open(io.BytesIO(za.read(name)))
+            assert img.format == "PNG" and img.size == (64, 64) and img.mode == "RGB"
+        assert all(za.read(n) == zb.read(n) for n in names)
+        assert any(za.read(n) != zc.read(n) for n in names)
+
+
+def test_generate_refuses_a_count_the_competition_rejects(dogs16, tmp_path):
+    cfg = tiny_cfg("output.n_min=10", "output.n_max=20")
+    trainer, _ = train(cfg, dogs16, tmp_path / "run", 1)
+    with pytest.raises(ConfigError, match="outside what sample-dogs accepts"):
+        write_zip(trainer.task, cfg, tmp_path / "x.zip", GenerateOptions(n=21, progress=False))
+    assert not (tmp_path / "x.zip").exists()
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}
+
+
+def test_cli_trains_then_generates_a_zip(tmp_path):
+    sets = [a for s in TINY for a in ("--set", s)]
+    run = tmp_path / "run"
+    r = run_kompete("train", "sample-dogs", "--out", str(run), "--max-steps", "3", "--time-budget", "2m",
+                    "--quiet", *sets, "--set", "generate.n_images=25", env=ONE_THREAD)
+    assert r.returncode == 0, r.stderr
+    assert "steps         3" in r.stdout and (run / "config.yaml").is_file()
+    r = run_kompete("generate", str(run), "--quiet", env=ONE_THREAD)
+    assert r.returncode == 0, r.stderr
+    with zipfile.ZipFile(run / "images.zip") as z:
+        assert len(z.namelist()) == 25
+
+
+def test_cli_bad_settings_are_one_clear_error(tmp_path):
+    r = run_kompete("train", "sample-dogs", "--out", str(tmp_path), "--set", "train.model=biggan9000")
+    assert r.returncode == 2
+    assert "'train.model' is 'biggan9000'; choose one of: dcgan" in r.stderr
+    assert r.stderr.startswith("Error:") and "Traceback" not in r.stderr
+    r = run_kompete("generate", str(tmp_path / "nothing-here"))
+    assert r.returncode != 0 and r.stderr.startswith("Error:") and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("train.loss=wasserstein", "'train.loss' is 'wasserstein'; choose one of: bce"),
+    ("train.lr_g=fast", "'train.lr_g' must be a number"),
+    ("train.lr_schedule=sawtooth", "'train.lr_schedule' must be one of constant, cosine, linear"),
+    ("generate.truncation=-1", "'generate.truncation' must be >= 0"),
+])
+def test_bad_training_settings_are_config_errors(setting, message):
+    with pytest.raises(ConfigError) as err:
+        tiny_cfg(setting)
+    assert message in err.value.render()
