@@ -36,3 +36,23 @@ bench: $(STAMP)
 
 clean:
 	rm -rf runs kernels/*/ .pytest_cache
+
+# Kaggle kernels (see `kompete kernel --help`): COMP=..., OWNER=... (default KAGGLE_USERNAME),
+# SWEEP='--sweep loss=hinge,ralsgan', KERNEL=owner/slug for submit.
+OWNER ?=
+SWEEP ?=
+KERNEL ?=
+KOMPETE := $(VENV)/bin/kompete
+OWNER_ARG := $(if $(OWNER),--owner $(OWNER),)
+
+kernel: $(STAMP)
+	$(KOMPETE) kernel build $(COMP) $(OWNER_ARG)
+
+push: kernel
+	$(KOMPETE) kernel push kernels/$(COMP)
+
+sweep: $(STAMP)
+	$(KOMPETE) kernel sweep $(COMP) $(OWNER_ARG) $(SWEEP) --push
+
+submit: $(STAMP)
+	$(KOMPETE) kernel submit $(COMP) --kernel $(KERNEL) --wait

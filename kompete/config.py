@@ -152,6 +152,8 @@ class KernelConfig:
     enable_internet: bool = opt(False, "kernels run offline unless you ask otherwise")
     is_private: bool = opt(True, "keep pushed kernels private")
     dataset_sources: list[str] = opt([], "owner/slug datasets attached to the kernel (weights, wheels)")
+    owner: str = opt("", "Kaggle user owning the kernels kompete builds (default: KAGGLE_USERNAME or kaggle.json)")
+    score: bool = opt(False, "also score images.zip inside the kernel (attach the Inception weights as a dataset)")
 
 
 @dataclass(frozen=True)
