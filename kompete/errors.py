@@ -47,3 +47,11 @@ class CredentialsError(KaggleError):
 
 class QuotaError(KaggleError):
     pass
+
+
+class RateLimitError(KaggleError):
+    """Kaggle answered 429; `retry_after` is the server's Retry-After in seconds, when it sent one."""
+
+    def __init__(self, message: str, hint: str | None = None, retry_after: float | None = None):
+        super().__init__(message, hint)
+        self.retry_after = retry_after

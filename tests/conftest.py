@@ -28,3 +28,6 @@ def run_kompete(*args: str, env: dict | None = None, cwd: Path | None = None, ti
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     return subprocess.run([sys.executable, "-m", "kompete", *args], capture_output=True, text=True,
                           env=full_env, cwd=cwd or REPO, timeout=timeout)
+
+
+from tests.kaggle_fixtures import fake_kaggle, fake_kaggle_server  # noqa: E402,F401  (kernel and ledger tests)
