@@ -84,7 +84,7 @@ class Summary:
     def lines(self) -> list[str]:
         f = _fmt
         out = [f"{self.competition}: {self.n_submissions} submissions "
-               f"({self.n_scored} scored, {self.n_pending} pending, {self.n_errors} errors)"]
+               f"({self.n_scored} scored, {self.n_pending} pending, {self.n_errors} failed)"]
         best = f"best public score  {f(self.best_public)}"
         out.append(best + (f"  (submission {self.best_ref})" if self.best_ref is not None else ""))
         if self.rank is not None:
@@ -238,15 +238,19 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def table(frame: pd.DataFrame) -> str:
-    """A frame as aligned text, '-' for missing values, four decimals for scores."""
+def table(frame: pd.DataFrame, drop_empty: bool = True) -> str:
+    """A frame as aligned text: '-' for missing values, four decimals for scores, text left-aligned,
+    and (with `drop_empty`) no column that is empty in every row."""
     if frame.empty:
         return "(none)"
-    shown = frame.copy()
+    shown = frame.dropna(axis=1, how="all") if drop_empty else frame.copy()
+    shown = shown.copy()
     for col in shown.columns:
         if pd.api.types.is_datetime64_any_dtype(shown[col]):
             shown[col] = shown[col].dt.strftime("%Y-%m-%d %H:%M")
         if not pd.api.types.is_numeric_dtype(shown[col]):
-            shown[col] = shown[col].astype(object).where(shown[col].notna(), "-")
+            text = shown[col].astype(object).where(shown[col].notna(), "-").astype(str)
+            width = max(text.str.len().max(), len(str(col)))
+            shown[col] = text.str.ljust(width)
+            shown = shown.rename(columns={col: str(col).ljust(width)})
     return shown.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.4f}")
-
