@@ -9,9 +9,7 @@ Offline: the server listens on 127.0.0.1 and the credentials are throwaway ones 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import secrets
 import sys
 import tempfile
 from pathlib import Path
@@ -26,18 +24,12 @@ def main() -> None:
     args = parser.parse_args()
 
     from tests.fake_kaggle import FakeKaggle
-    from tests.ledger_history import COMPETITION, KERNEL, make_history
+    from tests.ledger_history import COMPETITION, KERNEL, make_history, point_client_at
 
     fake = FakeKaggle().start()
     with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp) / "home" / ".kaggle"
-        home.mkdir(parents=True)
-        (home / "kaggle.json").write_text(json.dumps({"username": "alice", "key": secrets.token_hex(16)}))
-        (home / "kaggle.json").chmod(0o600)
-        for var in ("KAGGLE_API_TOKEN", "NO_PROXY", "no_proxy", "VERBOSE", "KAGGLE_USERNAME", "KAGGLE_KEY"):
-            os.environ.pop(var, None)
-        os.environ.update(HOME=str(home.parent), KAGGLE_CONFIG_DIR=str(home), KAGGLE_API_ENVIRONMENT="LOCALHOST",
-                          HTTP_PROXY=fake.proxy, HTTPS_PROXY=fake.proxy, KOMPETE_DB=str(Path(tmp) / "kompete.db"))
+        point_client_at(fake, Path(tmp) / "home")
+        os.environ["KOMPETE_DB"] = str(Path(tmp) / "kompete.db")
 
         from click.testing import CliRunner
 
@@ -64,7 +56,7 @@ def main() -> None:
 
         for argv in (["leaderboard", "show", COMPETITION, "--last", "8", "--plot", str(args.out)],
                      ["runs", COMPETITION], ["runs", "compare", "1", "2"]):
-            print(f"$ kompete {' '.join(argv)}")
+            print(f"$ kompete {' '.join(argv)}".replace(str(REPO) + "/", ""))
             result = CliRunner().invoke(cli, argv, catch_exceptions=False)
             print(result.output.replace(str(REPO) + "/", ""))
             if result.exit_code:

@@ -123,3 +123,22 @@ def make_history(days: int = 21, rivals: int = 40, seed: int = 0) -> History:
             scores.append(s)
         teams[f"team-{i:02d}"] = scores
     return History(days, subs, teams)
+
+
+def point_client_at(fake: FakeKaggle, home: "os.PathLike[str] | str") -> None:
+    """Outside pytest (docs example, bench): throwaway credentials in `home`, the real kaggle client
+    aimed at `fake` through the environment of this process. (Tests use the `fake_kaggle` fixture.)"""
+    import json
+    import os
+    import secrets
+    from pathlib import Path
+
+    cfg = Path(home) / ".kaggle"
+    cfg.mkdir(parents=True, exist_ok=True)
+    (cfg / "kaggle.json").write_text(json.dumps({"username": "alice", "key": secrets.token_hex(16)}))
+    (cfg / "kaggle.json").chmod(0o600)
+    for var in ("KAGGLE_API_TOKEN", "NO_PROXY", "no_proxy", "VERBOSE", "VERBOSE_OUTPUT", "KAGGLE_USERNAME",
+                "KAGGLE_KEY", "XDG_CONFIG_HOME"):
+        os.environ.pop(var, None)
+    os.environ.update(HOME=str(home), KAGGLE_CONFIG_DIR=str(cfg), KAGGLE_API_ENVIRONMENT="LOCALHOST",
+                      HTTP_PROXY=fake.proxy, HTTPS_PROXY=fake.proxy, http_proxy=fake.proxy, https_proxy=fake.proxy)

@@ -77,29 +77,41 @@ def _all_pages(backoff: _Backoff, page_fn: Callable[..., tuple[list, str]], clie
     raise KaggleError(f"{what} of {competition}: more than {max_pages} pages", hint="raise --max-pages")
 
 
-def sync(ledger: Ledger, client: Any, competition: str, *, keep_rows: int = 100, max_pages: int = 100,
-         retries: int = 5, sleep: Callable[[float], None] = time.sleep, leaderboard: bool = True,
-         now: Any = None) -> SyncResult:
-    """Fetch COMPETITION's submissions, leaderboard and limits through `client` (a KaggleClient) and store them.
+@dataclass(frozen=True)
+class Fetched:
+    """Everything one sync read from Kaggle, before anything is written."""
 
-    `now` stamps the snapshot and the allowance (default: the current time; histories replayed in
-    tests and examples pass their own).
-    """
+    submissions: list  # listing.SubmissionRow, newest first
+    leaderboard: list | None  # listing.LeaderboardEntry in rank order; None when not fetched
+    limits: Any  # client.Limits
+    requests: int
+    retries: int
+
+
+def fetch(client: Any, competition: str, *, max_pages: int = 100, retries: int = 5,
+          sleep: Callable[[float], None] = time.sleep, leaderboard: bool = True) -> Fetched:
+    """Read every page of submissions and of the leaderboard, and today's allowance, through `client`."""
     from kompete.kernel import listing
 
     backoff = _Backoff(retries, sleep)
     subs = _all_pages(backoff, listing.submissions_page, client, competition, max_pages, "listing submissions")
     entries = (_all_pages(backoff, listing.leaderboard_page, client, competition, max_pages, "the leaderboard")
-               if leaderboard else [])
+               if leaderboard else None)
     limits = backoff(client.submission_limits, competition)
-    my_team = next((s.team_name for s in subs if s.team_name), None)
-    taken_at = iso(now) if now is not None else now_iso()
+    return Fetched(subs, entries, limits, backoff.requests, backoff.retried)
 
+
+def store(ledger: Ledger, competition: str, got: Fetched, *, keep_rows: int = 100, now: Any = None) -> SyncResult:
+    """Write what `fetch` read, in one transaction: all of it or, on any failure, none of it."""
+    my_team = next((s.team_name for s in got.submissions if s.team_name), None)
+    taken_at = iso(now) if now is not None else now_iso()
+    rows = [LeaderboardRow(rank=i + 1, team_id=e.team_id, team_name=e.team_name, score=parse_score(e.score),
+                           submission_date=e.date or None) for i, e in enumerate(got.leaderboard or [])]
     new = updated = 0
     snapshot_id = None
     with ledger.transaction():
         known = {s["ref"] for s in ledger.submissions(competition)}
-        for s in subs:
+        for s in got.submissions:
             changed = ledger.record_submission(
                 competition, s.ref, date=s.date or None, description=s.description, file_name=s.file_name or None,
                 status=s.status, public_score=parse_score(s.public_score), private_score=parse_score(s.private_score),
@@ -108,14 +120,24 @@ def sync(ledger: Ledger, client: Any, competition: str, *, keep_rows: int = 100,
                 new += 1
             elif changed:
                 updated += 1
-        rows = [LeaderboardRow(rank=i + 1, team_id=e.team_id, team_name=e.team_name, score=parse_score(e.score),
-                               submission_date=e.date or None) for i, e in enumerate(entries)]
-        if leaderboard:
+        if got.leaderboard is not None:
             snapshot_id = ledger.record_snapshot(competition, rows, my_team=my_team, taken_at=taken_at,
                                                  keep=keep_rows)
-        ledger.set_state(competition, num_today=limits.today, num_total=limits.total,
-                         num_allowed_now=limits.allowed_now, limited_by_total=limits.limited_by_total,
-                         synced_at=taken_at)
+        lim = got.limits
+        ledger.set_state(competition, num_today=lim.today, num_total=lim.total, num_allowed_now=lim.allowed_now,
+                         limited_by_total=lim.limited_by_total, synced_at=taken_at)
     my_rank = next((r.rank for r in rows if my_team and r.team_name == my_team), None)
-    return SyncResult(competition, len(subs), new, updated, snapshot_id, len(rows), my_team, my_rank,
-                      backoff.requests, backoff.retried)
+    return SyncResult(competition, len(got.submissions), new, updated, snapshot_id, len(rows), my_team, my_rank,
+                      got.requests, got.retries)
+
+
+def sync(ledger: Ledger, client: Any, competition: str, *, keep_rows: int = 100, max_pages: int = 100,
+         retries: int = 5, sleep: Callable[[float], None] = time.sleep, leaderboard: bool = True,
+         now: Any = None) -> SyncResult:
+    """Fetch COMPETITION's submissions, leaderboard and limits through `client` (a KaggleClient) and store them.
+
+    `now` stamps the snapshot and the allowance (default: the current time; histories replayed in
+    tests and examples pass their own).
+    """
+    got = fetch(client, competition, max_pages=max_pages, retries=retries, sleep=sleep, leaderboard=leaderboard)
+    return store(ledger, competition, got, keep_rows=keep_rows, now=now)
