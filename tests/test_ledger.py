@@ -342,3 +342,13 @@ def test_cli_sync_and_show_in_a_subprocess(fake_kaggle, tmp_path, isolated_ledge
     assert shown.returncode == 0, shown.stderr
     assert "submissions left   " in shown.stdout and (tmp_path / "lb.png").stat().st_size > 30_000
     assert not fake_kaggle.escaped
+
+
+def test_sync_without_credentials_is_one_plain_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "cfg"))
+    for var in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    result = CliRunner().invoke(main, ["leaderboard", "sync", COMP])
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code != 0 and len(lines) == 1 and lines[0].startswith("Error: no Kaggle credentials found")
