@@ -352,3 +352,15 @@ def test_sync_without_credentials_is_one_plain_error(tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["leaderboard", "sync", COMP])
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert result.exit_code != 0 and len(lines) == 1 and lines[0].startswith("Error: no Kaggle credentials found")
+
+
+def test_scoring_a_fetched_kernel_zip_lands_on_the_kernel_run_its_submission_links_to(tmp_path):
+    zip_path = tmp_path / "images.zip"
+    zip_path.write_bytes(b"PK output of v4")
+    with Ledger(tmp_path / "l.db") as ledger:
+        fetched = record.record_score(ledger, COMP, zip_path=zip_path, kernel_ref=KERNEL, kernel_version=4)
+        scored = record.record_score(ledger, COMP, zip_path=zip_path, mifid=47.5)  # `kompete score` on it
+        record.record_submit(ledger, COMP, 77, kernel_ref=KERNEL, kernel_version=4)
+        ledger.record_submission(COMP, 77, status="COMPLETE", public_score="49.0")
+        frame = report.submissions_frame(ledger, COMP)
+    assert fetched == scored and frame.loc[0, "local_mifid"] == 47.5 and frame.loc[0, "public_score"] == 49.0

@@ -51,11 +51,20 @@ def record_score(ledger: Ledger, competition: str, *, zip_path: str | Path | Non
                  config: dict[str, Any] | None = None, config_hash: str | None = None,
                  kernel_ref: str | None = None, kernel_version: int | None = None,
                  run_dir: str | Path | None = None, started_at: Any = None, ended_at: Any = None) -> int:
-    """Record local scores of a zip (and the run behind it). Scoring the same zip again updates the row."""
+    """Record local scores of a zip (and the run behind it). Scoring the same zip again updates the row.
+
+    A zip already recorded under a kernel version (by `kompete kernel output`, say) keeps that run, so
+    its later submission of the same version links to these scores.
+    """
     sha = file_sha256(zip_path) if zip_path else None
+    key = run_key(kernel_ref=kernel_ref, kernel_version=kernel_version, zip_sha256=sha,
+                  run_dir=str(run_dir) if run_dir else None)
+    if kernel_ref is None and sha is not None:
+        known = ledger.conn.execute("SELECT key FROM runs WHERE competition = ? AND zip_sha256 = ? "
+                                    "ORDER BY id DESC LIMIT 1", (competition, sha)).fetchone()
+        key = known[0] if known else key
     return ledger.record_run(
-        competition, run_key(kernel_ref=kernel_ref, kernel_version=kernel_version, zip_sha256=sha,
-                             run_dir=str(run_dir) if run_dir else None),
+        competition, key,
         config=config, config_hash=config_hash, git_commit=kompete_commit(),
         kernel_ref=kernel_ref, kernel_version=kernel_version, run_dir=str(run_dir) if run_dir else None,
         started_at=started_at, ended_at=ended_at, fid=fid, mifid=mifid, memorization=memorization,
