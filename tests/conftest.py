@@ -31,3 +31,11 @@ def run_kompete(*args: str, env: dict | None = None, cwd: Path | None = None, ti
 
 
 from tests.kaggle_fixtures import fake_kaggle, fake_kaggle_server  # noqa: E402,F401  (kernel and ledger tests)
+
+
+@pytest.fixture(autouse=True)
+def isolated_ledger(tmp_path, monkeypatch):
+    """Every test records into its own ledger database, never ~/.kompete/kompete.db."""
+    db = tmp_path / "ledger.db"
+    monkeypatch.setenv("KOMPETE_DB", str(db))
+    return db

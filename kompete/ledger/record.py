@@ -1,0 +1,84 @@
+"""What other commands write into the ledger: a scored zip, a submission just made."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from kompete.ledger.store import Ledger, now_iso
+from kompete.paths import REPO_DIR
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@lru_cache(maxsize=1)
+def kompete_commit() -> str | None:
+    """The git commit of the kompete checkout, or None for an installed copy."""
+    if not (REPO_DIR / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(["git", "-C", str(REPO_DIR), "rev-parse", "--short=12", "HEAD"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (out.stdout.strip() or None) if out.returncode == 0 else None
+
+
+def run_key(*, kernel_ref: str | None = None, kernel_version: int | None = None,
+            zip_sha256: str | None = None, run_dir: str | None = None) -> str:
+    """What names a run: the kernel version it ran as, else the zip it produced, else its folder."""
+    if kernel_ref:
+        return f"kernel:{kernel_ref}/{kernel_version if kernel_version is not None else 'latest'}"
+    if zip_sha256:
+        return f"zip:{zip_sha256}"
+    if run_dir:
+        return f"dir:{Path(run_dir).resolve()}"
+    raise ValueError("a run needs a kernel, a zip or a run dir to be named by")
+
+
+def record_score(ledger: Ledger, competition: str, *, zip_path: str | Path | None = None,
+                 fid: float | None = None, mifid: float | None = None, memorization: float | None = None,
+                 n_images: int | None = None, images_per_s: float | None = None,
+                 config: dict[str, Any] | None = None, config_hash: str | None = None,
+                 kernel_ref: str | None = None, kernel_version: int | None = None,
+                 run_dir: str | Path | None = None, started_at: Any = None, ended_at: Any = None) -> int:
+    """Record local scores of a zip (and the run behind it). Scoring the same zip again updates the row.
+
+    A zip already recorded under a kernel version (by `kompete kernel output`, say) keeps that run, so
+    its later submission of the same version links to these scores.
+    """
+    sha = file_sha256(zip_path) if zip_path else None
+    key = run_key(kernel_ref=kernel_ref, kernel_version=kernel_version, zip_sha256=sha,
+                  run_dir=str(run_dir) if run_dir else None)
+    if kernel_ref is None and sha is not None:
+        known = ledger.conn.execute("SELECT key FROM runs WHERE competition = ? AND zip_sha256 = ? "
+                                    "ORDER BY id DESC LIMIT 1", (competition, sha)).fetchone()
+        key = known[0] if known else key
+    return ledger.record_run(
+        competition, key,
+        config=config, config_hash=config_hash, git_commit=kompete_commit(),
+        kernel_ref=kernel_ref, kernel_version=kernel_version, run_dir=str(run_dir) if run_dir else None,
+        started_at=started_at, ended_at=ended_at, fid=fid, mifid=mifid, memorization=memorization,
+        n_images=n_images, images_per_s=images_per_s,
+        zip_path=str(Path(zip_path).resolve()) if zip_path else None, zip_sha256=sha)
+
+
+def record_submit(ledger: Ledger, competition: str, ref: int, *, kernel_ref: str | None = None,
+                  kernel_version: int | None = None, description: str | None = None,
+                  file_name: str | None = None, date: Any = None, run_id: int | None = None) -> None:
+    """Record a submission just made; `leaderboard sync` fills in its status and scores later.
+
+    A submission from a kernel version is linked to that version's run when one is recorded.
+    """
+    ledger.record_submission(competition, ref, date=date or now_iso(), description=description,
+                             file_name=file_name,
+                             kernel_ref=kernel_ref, kernel_version=kernel_version, run_id=run_id)
