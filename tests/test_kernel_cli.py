@@ -130,6 +130,18 @@ def test_submit_waits_for_the_public_score(fake_kaggle):
                          "kernelVersion": 7, "fileName": "images.zip", "submissionDescription": f"kompete {REF} v7"}
 
 
+def test_submit_is_recorded_in_the_ledger_even_when_waiting_times_out(fake_kaggle, isolated_ledger):
+    from kompete.ledger.store import Ledger
+
+    fake_kaggle.queue(SUBS, Reply(200, {"submissions": [{"ref": 45, "status": "PENDING"}]}))
+    result = kompete("kernel", "submit", "sample-dogs", "--kernel", REF, "--version", "8", "--wait",
+                     "--poll", "0", "--timeout", "0")
+    assert result.exit_code != 0 and "not scored after" in result.output
+    with Ledger(isolated_ledger) as ledger:
+        subs = ledger.submissions("sample-dogs")
+    assert [(s["ref"], s["kernel_ref"], s["kernel_version"]) for s in subs] == [(45, REF, 8)]
+
+
 def test_sweep_pushes_every_kernel_and_reports_the_session_limit_per_kernel(fake_kaggle, tmp_path):
     fake_kaggle.queue(PUSH, Reply(200, {"ref": "/code/alice/a", "url": "u1", "versionNumber": 1}),
                       Reply(200, {"error": "Maximum batch GPU session count of 1 reached"}))

@@ -196,3 +196,29 @@ def test_score_cli_rejects_a_bad_zip_and_missing_weights_cleanly(tmp_path):
     assert res.returncode == 1 and "undecodable: 1 (e.g. a.jpg)" in res.stderr and "Traceback" not in res.stderr
     res = run_kompete("score", "sample-monet", str(bad), "--inception-weights", str(tmp_path / "none.pth"))
     assert res.returncode == 1 and res.stderr.startswith("Error: --inception-weights") and "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("comparable", [True, False])
+def test_score_cli_records_only_comparable_scores_in_the_ledger(tmp_path, monkeypatch, isolated_ledger, comparable):
+    """The ledger wiring: a full score becomes a run row; a quick --limit check never does."""
+    from click.testing import CliRunner
+
+    from kompete.cli import main
+    from kompete.ledger.store import Ledger
+    from kompete.metrics import score as score_mod
+
+    zip_path = tmp_path / "images.zip"
+    with ZipImageWriter(zip_path, fmt="jpg") as w:
+        w.add_batch(_images(3, 16))
+    result = score_mod.ScoreResult(fid=40.0, memorization_distance=0.3, thresholded_distance=1.0, mifid=40.0,
+                                   eps=0.1, n_images=3, n_reference=5, comparable=comparable)
+    monkeypatch.setattr(score_mod, "score_path", lambda *a, **k: result)  # Inception is tested above
+    out = CliRunner().invoke(main, ["score", "sample-monet", str(zip_path)], catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    with Ledger(isolated_ledger) as ledger:
+        runs = ledger.runs("sample-monet")
+    if comparable:
+        assert [(r["mifid"], r["fid"], r["n_images"]) for r in runs] == [(40.0, 40.0, 3)]
+        assert runs[0]["zip_path"] == str(zip_path.resolve())
+    else:
+        assert runs == []

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from kompete.cli.main import config_for, main, set_option
+from kompete.cli.ledger_commands import db_option, record_option, record_quietly
 from kompete.errors import KaggleError, KompeteError
 
 sweep_option = click.option("--sweep", "sweeps", multiple=True, metavar="KEY=V1,V2",
@@ -178,14 +179,24 @@ def output(ref, dest, only, version) -> None:
 @click.option("--zip", "zip_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The kernel's images.zip fetched locally: validate it before submitting.")
 @set_option
-def submit(competition, ref, version, message, wait, timeout_s, poll_s, zip_path, overrides) -> None:
+@record_option
+@db_option
+def submit(competition, ref, version, message, wait, timeout_s, poll_s, zip_path, overrides, record, db_path) -> None:
     """Submit a kernel's output to COMPETITION, after checking today's submission limit."""
     from kompete.kernel import remote
+    from kompete.ledger.record import record_submit
 
     cfg = config_for(competition, overrides)
     version = _version_for(ref, version)
     message = message or f"kompete {ref}" + (f" v{version}" if version else "")
-    result = remote.submit(_client(), cfg, ref, version, message, wait, timeout_s, poll_s, zip_path)
+
+    def remember(sub_ref: int) -> None:  # recorded before --wait can time out and lose the number
+        if record:
+            record_quietly(record_submit, cfg.name, sub_ref, db_path=db_path, kernel_ref=ref,
+                           kernel_version=version, description=message, file_name=cfg.output.archive)
+
+    result = remote.submit(_client(), cfg, ref, version, message, wait, timeout_s, poll_s, zip_path,
+                           on_submitted=remember)
     click.echo(f"submitted {ref}" + (f" v{version}" if version else "") + f" to {cfg.name}: submission {result.ref}")
     if result.submission is not None:
         click.echo(f"public score {result.submission.public_score or '(none)'} ({result.submission.status})")

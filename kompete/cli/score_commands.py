@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from kompete.cli.ledger_commands import db_option, record_option, record_quietly
 from kompete.cli.main import config_for, data_dir_option, main, set_option
 from kompete.errors import ArchiveError, ConfigError
 
@@ -40,9 +41,12 @@ def _split(args: tuple[str, ...], competition: str | None, what: str) -> tuple[s
 @click.option("--device", default=None, metavar="DEV", help="cpu, cuda, cuda:1 (default: cuda if available).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@record_option
+@db_option
 def score(args: tuple[str, ...], competition: str | None, data_dir: str | None, overrides: tuple[str, ...],
           inception_weights: str | None, download: bool, limit: int, reference_limit: int | None,
-          rebuild_reference: bool, device: str | None, as_json: bool, quiet: bool) -> None:
+          rebuild_reference: bool, device: str | None, as_json: bool, quiet: bool, record: bool,
+          db_path: Path | None) -> None:
     """MiFID of PATH (images.zip, a folder of images, or a run directory) against the real set.
 
     \b
@@ -64,6 +68,18 @@ def score(args: tuple[str, ...], competition: str | None, data_dir: str | None, 
         click.echo(json.dumps(result.to_dict(), sort_keys=True))
     else:
         click.echo("\n".join(result.lines()))
+    if record and result.comparable:  # a --limit quick check says nothing about the leaderboard: keep it out
+        _record(cfg, Path(path), result, db_path)
+
+
+def _record(cfg, path: Path, result, db_path: Path | None) -> None:
+    from kompete.config import config_hash
+    from kompete.ledger.record import record_score
+
+    record_quietly(record_score, cfg.name, db_path=db_path,
+                   zip_path=path if path.is_file() else None, run_dir=path if path.is_dir() else None,
+                   fid=result.fid, mifid=result.mifid, memorization=result.memorization_distance,
+                   n_images=result.n_images, config=cfg.to_dict(), config_hash=config_hash(cfg))
 
 
 @main.command()

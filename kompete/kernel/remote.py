@@ -137,12 +137,16 @@ def check_local_zip(cfg: Config, zip_path: Path) -> None:
 
 def submit(client: KaggleClient, cfg: Config, ref: str, version: int | None, message: str,
            wait: bool = False, timeout_s: float = 3600, poll_s: float = 30.0, zip_path: Path | None = None,
-           sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> SubmitResult:
+           sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
+           on_submitted: Callable[[int], None] | None = None) -> SubmitResult:
+    """Submit; `on_submitted(ref)` runs as soon as Kaggle has the submission, before any waiting can fail."""
     client.check_kernel_ref(ref)
     if zip_path is not None:
         check_local_zip(cfg, zip_path)
     check_limits(client, cfg)
     sub_ref = client.submit_code(cfg.name, ref, version, cfg.output.archive, message)
+    if on_submitted is not None:
+        on_submitted(sub_ref)
     if not wait:
         return SubmitResult(sub_ref, None)
     deadline = clock() + timeout_s
