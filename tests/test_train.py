@@ -370,3 +370,11 @@ def test_bad_training_settings_are_config_errors(setting, message):
     with pytest.raises(ConfigError) as err:
         tiny_cfg(setting)
     assert message in err.value.render()
+
+
+def test_amp_picks_fp16_on_a_t4_and_bf16_from_ampere():
+    from kompete.train.context import amp_dtype_for
+
+    assert amp_dtype_for((7, 5)) == torch.float16  # T4, Kaggle's GPU: bf16 only emulated
+    assert amp_dtype_for((8, 0)) == torch.bfloat16  # A100
+    assert amp_dtype_for((9, 0)) == torch.bfloat16  # H100/H200

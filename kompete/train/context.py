@@ -109,6 +109,14 @@ class Context:
                 dist.destroy_process_group()
 
 
+def amp_dtype_for(capability: tuple[int, int]) -> torch.dtype:
+    """bf16 where the tensor cores do it natively (Ampere, sm_80, and later), else fp16 with loss scaling.
+
+    `torch.cuda.is_bf16_supported()` also says yes on a T4 (sm_75), where bf16 is emulated and slow.
+    """
+    return torch.bfloat16 if tuple(capability) >= (8, 0) else torch.float16
+
+
 def make_context(cfg: Config, device: str | None = None) -> Context:
     """The best device available (or `device`), AMP and channels_last on CUDA, DDP under torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -126,7 +134,7 @@ def make_context(cfg: Config, device: str | None = None) -> Context:
         ctx.channels_last = True
         ctx.compile = cfg.train.compile
         if cfg.train.amp:
-            ctx.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            ctx.amp_dtype = amp_dtype_for(torch.cuda.get_device_capability(dev))
     if world > 1:
         import torch.distributed as dist
 
