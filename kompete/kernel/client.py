@@ -161,6 +161,15 @@ class Submission:
     file_name: str
     date: str
     error: str
+    team_name: str = ""
+
+
+@dataclass(frozen=True)
+class LeaderboardEntry:
+    team_id: int | None
+    team_name: str
+    score: str
+    date: str
 
 
 @dataclass(frozen=True)
@@ -368,12 +377,40 @@ class KaggleClient:
         return int(resp.ref)
 
     def submissions(self, competition: str) -> list[Submission]:
-        rows = self._call(f"listing submissions to {competition}", self._api.competition_submissions,
-                          competition) or []
-        return [Submission(ref=int(s.ref), status=_status_name(s.status), public_score=s.public_score or "",
+        """The newest page of the user's submissions (enough to find one just made)."""
+        return self.submissions_page(competition)[0]
+
+    # The client's own listing methods drop the next-page token (the leaderboard one prints it), so long
+    # lists are read with the SDK request it builds itself, one page at a time, inside the error mapping.
+    def submissions_page(self, competition: str, page_token: str = "",
+                         page_size: int = 50) -> tuple[list[Submission], str]:
+        """One page of the user's submissions, newest first, and the next page's token ('' at the end)."""
+        from kagglesdk.competitions.types.competition_api_service import ApiListSubmissionsRequest
+
+        req = _paged(ApiListSubmissionsRequest(), competition, page_token, page_size)
+        resp = self._call(f"listing submissions to {competition}", self._sdk_call, "list_submissions", req)
+        rows = [Submission(ref=int(s.ref), status=_status_name(s.status), public_score=s.public_score or "",
                            private_score=s.private_score or "", description=s.description or "",
-                           file_name=s.file_name or "", date=str(s.date or ""), error=s.error_description or "")
-                for s in rows if s is not None]
+                           file_name=s.file_name or "", date=_date(s.date), error=s.error_description or "",
+                           team_name=s.team_name or "")
+                for s in resp.submissions or [] if s is not None]
+        return rows, resp.next_page_token or ""
+
+    def leaderboard_page(self, competition: str, page_token: str = "",
+                         page_size: int = 200) -> tuple[list[LeaderboardEntry], str]:
+        """One page of the public leaderboard in rank order, and the next page's token ('' at the end)."""
+        from kagglesdk.competitions.types.competition_api_service import ApiGetLeaderboardRequest
+
+        req = _paged(ApiGetLeaderboardRequest(), competition, page_token, page_size)
+        resp = self._call(f"reading the leaderboard of {competition}", self._sdk_call, "get_leaderboard", req)
+        rows = [LeaderboardEntry(team_id=int(e.team_id) if e.team_id else None, team_name=e.team_name or "",
+                                 score=e.score or "", date=_date(e.submission_date))
+                for e in resp.submissions or [] if e is not None]
+        return rows, resp.next_page_token or ""
+
+    def _sdk_call(self, method: str, request: Any) -> Any:
+        with self._api.build_kaggle_client() as kc:
+            return getattr(kc.competitions.competition_api_client, method)(request)
 
     def download_leaderboard(self, competition: str, dest: Path) -> Path:
         """The public leaderboard as a CSV inside `dest` (unpacked safely); returns the CSV's path."""
@@ -407,3 +444,14 @@ class KaggleClient:
 def download_competition(competition: str, dest: Path) -> Path:
     """Used by `kompete data download`: fetch COMPETITION's archive into `dest` and return its path."""
     return KaggleClient().download_competition(competition, dest)
+
+
+def _paged(request: Any, competition: str, page_token: str, page_size: int) -> Any:
+    request.competition_name, request.page_size = competition, page_size
+    if page_token:
+        request.page_token = page_token
+    return request
+
+
+def _date(value: Any) -> str:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value or "")

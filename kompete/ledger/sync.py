@@ -62,12 +62,12 @@ class _Backoff:
         raise AssertionError("unreachable")
 
 
-def _all_pages(backoff: _Backoff, page_fn: Callable[..., tuple[list, str]], client: Any, competition: str,
+def _all_pages(backoff: _Backoff, page_fn: Callable[..., tuple[list, str]], competition: str,
                max_pages: int, what: str) -> list:
     rows: list = []
     token, seen = "", set()
     for _ in range(max_pages):
-        page, token = backoff(page_fn, client, competition, token)
+        page, token = backoff(page_fn, competition, token)
         rows += page
         if not token:
             return rows
@@ -81,8 +81,8 @@ def _all_pages(backoff: _Backoff, page_fn: Callable[..., tuple[list, str]], clie
 class Fetched:
     """Everything one sync read from Kaggle, before anything is written."""
 
-    submissions: list  # listing.SubmissionRow, newest first
-    leaderboard: list | None  # listing.LeaderboardEntry in rank order; None when not fetched
+    submissions: list  # client.Submission, newest first
+    leaderboard: list | None  # client.LeaderboardEntry in rank order; None when not fetched
     limits: Any  # client.Limits
     requests: int
     retries: int
@@ -91,11 +91,9 @@ class Fetched:
 def fetch(client: Any, competition: str, *, max_pages: int = 100, retries: int = 5,
           sleep: Callable[[float], None] = time.sleep, leaderboard: bool = True) -> Fetched:
     """Read every page of submissions and of the leaderboard, and today's allowance, through `client`."""
-    from kompete.kernel import listing
-
     backoff = _Backoff(retries, sleep)
-    subs = _all_pages(backoff, listing.submissions_page, client, competition, max_pages, "listing submissions")
-    entries = (_all_pages(backoff, listing.leaderboard_page, client, competition, max_pages, "the leaderboard")
+    subs = _all_pages(backoff, client.submissions_page, competition, max_pages, "listing submissions")
+    entries = (_all_pages(backoff, client.leaderboard_page, competition, max_pages, "the leaderboard")
                if leaderboard else None)
     limits = backoff(client.submission_limits, competition)
     return Fetched(subs, entries, limits, backoff.requests, backoff.retried)
