@@ -8,19 +8,65 @@ from pathlib import Path
 import click
 
 from kompete import data
-from kompete.config import load_config
+from kompete.config import Config, load_config
+from kompete.errors import ArchiveError
+
+# Scoring every image through Inception on a CPU takes minutes; the demo scores a sample of each side.
+DEMO_SCORE_LIMIT = 64
+DEMO_REFERENCE_LIMIT = 128
 
 
-def demo(out: Path) -> None:
+def demo(out: Path, train_seconds: float = 45.0, score: bool = True) -> None:
     """Everything kompete does, offline on the CPU, on the sample competitions."""
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     for name in ("sample-dogs", "sample-monet"):
         cfg = load_config(name)
-        _step(f"{name}: prepare data")
-        for summary in data.summarise(cfg, progress=True):
-            click.echo("  " + "\n  ".join(summary.lines()))
+        zip_path = run_competition(cfg, out / name, train_seconds, score)
+        click.echo(f"  {name}: {zip_path}")
+    _step("sample-dogs: build the Kaggle kernel bundle (nothing is pushed)")
+    from kompete.kernel.bundle import build_bundle
+
+    b = build_bundle(load_config("sample-dogs"), owner="demo", out_root=out / "kernels")
+    click.echo(f"  {b.folder}/kernel.py ({b.kernel_id}): {b.script_bytes / 1e3:.0f} kB, config {b.config_hash}")
     click.echo(f"\ndemo finished in {time.perf_counter() - started:.0f} s; outputs in {out}")
+
+
+def run_competition(cfg: Config, run_dir: Path, train_seconds: float, score: bool = True) -> Path:
+    """prepare -> train (for `train_seconds`) -> generate images.zip -> validate -> score; returns the zip."""
+    from kompete.archive import validate_zip
+    from kompete.generate import generate_zip
+    from kompete.train.budget import make_budget
+    from kompete.train.run import train_run
+
+    _step(f"{cfg.name}: prepare data")
+    for summary in data.summarise(cfg, progress=True):
+        click.echo("  " + "\n  ".join(summary.lines()))
+
+    _step(f"{cfg.name}: train for {train_seconds:.0f} s ({cfg.train.model}, {cfg.train.loss} loss)")
+    result = train_run(cfg, run_dir, make_budget(cfg, train_seconds), fresh=True)
+    assert result is not None  # a single process is always rank 0
+    click.echo("  " + "\n  ".join(result.lines()))
+    click.echo(f"  loss curves, D outputs and sample grids: {run_dir}")
+
+    _step(f"{cfg.name}: generate {cfg.output.archive}")
+    zip_path = generate_zip(run_dir, run_dir / cfg.output.archive)
+
+    _step(f"{cfg.name}: validate as Kaggle would")
+    report = validate_zip(cfg, zip_path)
+    if not report.ok:
+        raise ArchiveError(report.message())
+    click.echo(f"  OK: {report.n_images} {cfg.output.format.upper()} images at "
+               f"{cfg.output.image_size}x{cfg.output.image_size}")
+
+    if score:
+        from kompete.metrics.score import score_path
+
+        _step(f"{cfg.name}: MiFID on {DEMO_SCORE_LIMIT} images vs {DEMO_REFERENCE_LIMIT} reference images")
+        scored = score_path(cfg, zip_path, limit=DEMO_SCORE_LIMIT, reference_limit=DEMO_REFERENCE_LIMIT,
+                            progress=True)
+        click.echo("  " + "\n  ".join(scored.lines()))
+    return zip_path
 
 
 def _step(title: str) -> None:

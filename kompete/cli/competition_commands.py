@@ -45,8 +45,16 @@ def show_config(competition: str, overrides: tuple[str, ...], keys: bool) -> Non
 @main.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/demo"),
               help="Folder for the demo's runs, zips and bundle.")
-def demo(out: Path) -> None:
-    """Run the whole pipeline offline on the sample competitions (CPU, a few minutes)."""
+@click.option("--train-seconds", type=click.FloatRange(min=1), default=45.0,
+              help="Training time for each sample competition.")
+@click.option("--no-score", is_flag=True, help="Skip the MiFID step (it needs the Inception weights).")
+def demo(out: Path, train_seconds: float, no_score: bool) -> None:
+    """Run the whole pipeline offline on the sample competitions (CPU, a few minutes).
+
+    \b
+    prepare -> train -> generate images.zip -> validate -> score -> kernel bundle, for sample-dogs
+    and sample-monet, without credentials or network.
+    """
     from kompete import pipeline
 
-    pipeline.demo(out)
+    pipeline.demo(out, train_seconds=train_seconds, score=not no_score)

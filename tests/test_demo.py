@@ -1,0 +1,24 @@
+"""`kompete demo`: the whole pipeline on both sample competitions, as the README's first command runs it."""
+
+import json
+import zipfile
+
+from tests.conftest import run_kompete
+
+
+def test_demo_runs_every_stage_offline(tmp_path):
+    out = tmp_path / "demo"
+    res = run_kompete("demo", "--out", str(out), "--train-seconds", "10", "--no-score")
+    assert res.returncode == 0, res.stderr
+    for name, n, suffix in (("sample-dogs", 10_000, ".png"), ("sample-monet", 256, ".jpg")):
+        run = out / name
+        with zipfile.ZipFile(run / "images.zip") as zf:
+            names = zf.namelist()
+        assert len(names) == n and all(x.endswith(suffix) for x in names)
+        for picture in ("losses.png", "samples/final.png"):
+            assert (run / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert list((run / "checkpoints").glob("*.pt"))
+        assert f"{name}: validate as Kaggle would" in res.stdout
+    meta = json.loads((out / "kernels" / "sample-dogs" / "kernel-metadata.json").read_text())
+    assert meta["enable_internet"] is False and meta["id"] == "demo/kompete-sample-dogs"
+    assert "demo finished" in res.stdout
