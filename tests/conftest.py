@@ -21,6 +21,17 @@ def isolated_cache(tmp_path_factory, monkeypatch):
     return cache
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models on a 2-core box: one intra-op thread avoids oversubscription (modules opt in)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def run_kompete(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 600):
     """Run the real CLI in a subprocess, as a user would."""
     import subprocess

@@ -31,6 +31,26 @@ def model_builder(name: str, task: str) -> Callable:
     return add
 
 
+def gan_family(name: str, make_nets: Callable) -> None:
+    """Register `name` and its class-conditional twin `name_cond` for the generate task.
+
+    `make_nets(cfg, n_classes)` returns (G, D); n_classes is 0 for the unconditional model.
+    """
+    def build(conditional: bool) -> Callable:
+        def builder(cfg, n_classes: int) -> GanModels:
+            nc = n_classes if conditional else 0
+            g, d = make_nets(cfg, nc)
+            init_weights(g)
+            init_weights(d)
+            return GanModels(g, d, cfg.train.z_dim, conditional, nc)
+
+        builder.__name__ = builder.__qualname__ = f"build_{name}{'_cond' if conditional else ''}"
+        return builder
+
+    model_builder(name, task="generate")(build(False))
+    model_builder(f"{name}_cond", task="generate")(build(True))
+
+
 def up_steps(image_size: int) -> int:
     """Doublings from 4x4 to image_size; image_size must be 4 * 2**k with k >= 1."""
     k = math.log2(image_size / 4) if image_size >= 8 else -1

@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 from kompete.config import Config
-from kompete.models.base import GanModels, init_weights, model_builder, up_steps
+from kompete.models.base import gan_family, up_steps
 
 
 class Generator(nn.Module):
@@ -57,20 +57,9 @@ class Discriminator(nn.Module):
         return logit
 
 
-def _build(cfg: Config, n_classes: int, conditional: bool) -> GanModels:
+def _nets(cfg: Config, n_classes: int) -> tuple[nn.Module, nn.Module]:
     t, size = cfg.train, cfg.data.image_size
-    nc = n_classes if conditional else 0
-    g, d = Generator(t.z_dim, t.g_channels, size, nc), Discriminator(t.d_channels, size, nc)
-    init_weights(g)
-    init_weights(d)
-    return GanModels(g, d, t.z_dim, conditional, nc)
+    return Generator(t.z_dim, t.g_channels, size, n_classes), Discriminator(t.d_channels, size, n_classes)
 
 
-@model_builder("dcgan", task="generate")
-def build_dcgan(cfg: Config, n_classes: int) -> GanModels:
-    return _build(cfg, n_classes, conditional=False)
-
-
-@model_builder("dcgan_cond", task="generate")
-def build_dcgan_cond(cfg: Config, n_classes: int) -> GanModels:
-    return _build(cfg, n_classes, conditional=True)
+gan_family("dcgan", _nets)

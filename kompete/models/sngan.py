@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch.nn.utils import spectral_norm as sn
 
 from kompete.config import Config
-from kompete.models.base import GanModels, init_weights, model_builder, up_steps
+from kompete.models.base import gan_family, up_steps
 
 
 class PixelNorm(nn.Module):
@@ -121,21 +121,10 @@ class Discriminator(nn.Module):
         return logit
 
 
-def _build(cfg: Config, n_classes: int, conditional: bool) -> GanModels:
+def _nets(cfg: Config, n_classes: int) -> tuple[nn.Module, nn.Module]:
     t, size = cfg.train, cfg.data.image_size
-    nc = n_classes if conditional else 0
-    g = Generator(t.z_dim, t.g_channels, size, nc, t.self_attention, t.pixel_norm)
-    d = Discriminator(t.d_channels, size, nc, t.self_attention, t.minibatch_std)
-    init_weights(g)
-    init_weights(d)
-    return GanModels(g, d, t.z_dim, conditional, nc)
+    return (Generator(t.z_dim, t.g_channels, size, n_classes, t.self_attention, t.pixel_norm),
+            Discriminator(t.d_channels, size, n_classes, t.self_attention, t.minibatch_std))
 
 
-@model_builder("sngan", task="generate")
-def build_sngan(cfg: Config, n_classes: int) -> GanModels:
-    return _build(cfg, n_classes, conditional=False)
-
-
-@model_builder("sngan_cond", task="generate")
-def build_sngan_cond(cfg: Config, n_classes: int) -> GanModels:
-    return _build(cfg, n_classes, conditional=True)
+gan_family("sngan", _nets)
