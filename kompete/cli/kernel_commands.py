@@ -41,7 +41,7 @@ def _owner(owner: str | None, cfg=None) -> str:
 
     owner = owner or (cfg.kernel.owner if cfg is not None else "") or default_owner()
     if not owner:
-        raise KaggleError("no kernel owner", hint="pass --owner USER or set KAGGLE_USERNAME")
+        raise KaggleError("no kernel owner", hint="pass --owner USER (make kernel OWNER=USER), set KAGGLE_USERNAME, or put kaggle.json in ~/.kaggle")
     return owner
 
 
