@@ -8,7 +8,7 @@ from tests.conftest import run_kompete
 
 def test_demo_runs_every_stage_offline(tmp_path):
     out = tmp_path / "demo"
-    res = run_kompete("demo", "--out", str(out), "--train-seconds", "10", "--no-score")
+    res = run_kompete("demo", "--out", str(out), "--train-seconds", "5", "--no-score")
     assert res.returncode == 0, res.stderr
     for name, n, suffix in (("sample-dogs", 10_000, ".png"), ("sample-monet", 256, ".jpg")):
         run = out / name

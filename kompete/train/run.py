@@ -17,8 +17,12 @@ from kompete.train.trainer import Trainer, TrainResult
 
 def train_run(cfg: Config, run_dir: str | Path, budget: Budget, data_dir: str | None = None,
               resume: str | Path | None = None, fresh: bool = False, max_steps: int | None = None,
-              device: str | None = None, progress: bool = True) -> TrainResult | None:
+              device: str | None = None, progress: bool = True,
+              reserve_generation: bool = True) -> TrainResult | None:
     """Train until the budget's window closes; returns None on DDP ranks other than 0.
+
+    With `reserve_generation` the window closes early enough for generation to fit in the budget too;
+    without it, the whole budget trains (the demo times training alone).
 
     Without --resume, a run folder that already holds checkpoints is continued (a preempted or
     interrupted run picks up where it stopped); `fresh` discards them first.
@@ -33,7 +37,8 @@ def train_run(cfg: Config, run_dir: str | Path, budget: Budget, data_dir: str | 
         task = build_task(cfg, ctx, data)
         from kompete.generate import estimate_seconds
 
-        set_reserve(budget, estimate_seconds(task, cfg), cfg.train.safety_margin_s)
+        if reserve_generation:
+            set_reserve(budget, estimate_seconds(task, cfg), cfg.train.safety_margin_s)
         trainer = Trainer(cfg, task, run_dir, budget, progress=progress, max_steps=max_steps)
         source = resume if resume is not None else (run_dir if ckpt.list_checkpoints(run_dir) else None)
         if ctx.is_main:
