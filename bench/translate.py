@@ -54,7 +54,7 @@ def main() -> None:
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--blocks", type=int, default=9)
     p.add_argument("--channels", type=int, default=64)
-    p.add_argument("--batch", type=int, default=64 if gpu else 4)
+    p.add_argument("--batch", type=int, default=64 if gpu else 1)
     p.add_argument("--device", default=None)
     p.add_argument("--skip-plain", action="store_true", help="only time kompete (e.g. the full 7,038 on a GPU)")
     a = p.parse_args()
