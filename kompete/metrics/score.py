@@ -105,6 +105,7 @@ def score_path(cfg: Config, path: str | Path, data_dir: str | Path | None = None
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
+    target = resolve_submission(cfg, path)  # a mistyped path fails before minutes of reference features
     dev = torch.device(device) if device else default_device()
     source = find_weights(weights, download=download)
     weights_info = source.describe()
@@ -127,7 +128,6 @@ def score_path(cfg: Config, path: str | Path, data_dir: str | Path | None = None
         timings["reference"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        target = resolve_submission(cfg, path)
         extractor = FeatureExtractor(model_fn(), cfg.metric.batch_size, dev)
         front = _Limited(extractor, limit)
         if target.is_dir():
