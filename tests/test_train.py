@@ -317,6 +317,24 @@ def test_cli_trains_then_generates_a_zip(tmp_path):
         assert len(z.namelist()) == 25
 
 
+def test_cli_train_records_the_run_and_a_later_score_of_its_zip_joins_it(tmp_path, isolated_ledger):
+    from kompete.ledger.record import record_score
+    from kompete.ledger.store import Ledger
+
+    sets = [a for s in TINY for a in ("--set", s)]
+    run = tmp_path / "run"
+    r = run_kompete("train", "sample-dogs", "--out", str(run), "--max-steps", "2", "--time-budget", "2m",
+                    "--quiet", *sets, "--set", "generate.n_images=25", env=ONE_THREAD)
+    assert r.returncode == 0, r.stderr
+    with Ledger(isolated_ledger) as ledger:
+        (trained,) = ledger.runs("sample-dogs")
+        assert trained["run_dir"] == str(run.resolve()) and trained["images_per_s"] > 0
+        (run / "images.zip").write_bytes(b"stand-in for the generated zip")
+        record_score(ledger, "sample-dogs", zip_path=run / "images.zip", mifid=50.0)
+        (scored,) = ledger.runs("sample-dogs")
+    assert scored["id"] == trained["id"] and scored["mifid"] == 50.0 and scored["images_per_s"] > 0
+
+
 def test_cli_sigterm_saves_a_checkpoint_and_exits_143(tmp_path):
     import subprocess
     import sys

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import click
 
+from kompete.cli.ledger_commands import db_option, record_option, record_quietly
 from kompete.cli.main import config_for, data_dir_option, main, set_option
+from kompete.paths import on_kaggle
 
 
 def default_run_dir(name: str) -> Path:
@@ -32,9 +34,11 @@ def default_run_dir(name: str) -> Path:
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: the best available).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @set_option
+@record_option
+@db_option
 def train(competition: str, data_dir: str | None, run_dir: Path | None, time_budget: str | None,
           resume: Path | None, fresh: bool, max_steps: int | None, device: str | None, quiet: bool,
-          overrides: tuple[str, ...]) -> None:
+          overrides: tuple[str, ...], record: bool, db_path: Path | None) -> None:
     """Train COMPETITION's model until the time budget, keeping time to generate the submission.
 
     \b
@@ -53,6 +57,12 @@ def train(competition: str, data_dir: str | None, run_dir: Path | None, time_bud
     if result is None:  # not the main DDP rank
         return
     click.echo("\n".join(result.lines()))
+    if record and not on_kaggle():  # a kernel's ledger would vanish with the kernel
+        from kompete.config import config_hash
+        from kompete.ledger.record import record_score
+
+        record_quietly(record_score, cfg.name, db_path=db_path, run_dir=result.run_dir,
+                       images_per_s=result.images_per_s, config=cfg.to_dict(), config_hash=config_hash(cfg))
     if result.reason == "signal":
         click.echo(f"stopped by {result.signal_name}; resume with `kompete train {competition} "
                    f"--resume {result.run_dir}`", err=True)

@@ -62,6 +62,10 @@ def record_score(ledger: Ledger, competition: str, *, zip_path: str | Path | Non
     if kernel_ref is None and sha is not None:
         known = ledger.conn.execute("SELECT key FROM runs WHERE competition = ? AND zip_sha256 = ? "
                                     "ORDER BY id DESC LIMIT 1", (competition, sha)).fetchone()
+        # else the training run that wrote the zip into its folder (`kompete train` records that folder)
+        trained = run_key(run_dir=str(Path(zip_path).resolve().parent))  # type: ignore[arg-type]
+        known = known or ledger.conn.execute("SELECT key FROM runs WHERE competition = ? AND key = ?",
+                                             (competition, trained)).fetchone()
         key = known[0] if known else key
     return ledger.record_run(
         competition, key,
