@@ -7,14 +7,14 @@ runs (convolutions would otherwise round to 10-bit mantissas and the metric woul
 
 from __future__ import annotations
 
-import contextlib
-from typing import Iterable, Iterator
+from typing import Iterable
 from unittest import mock
 
 import numpy as np
 import torch
 from torch import nn
 
+from kompete.metrics.device import exact_float32
 from kompete.metrics.weights import WeightsSource, load_state_dict
 
 
@@ -67,23 +67,6 @@ def load_inception(source: WeightsSource, device: str | torch.device = "cpu") ->
     return build_inception(load_state_dict(source), device=device)
 
 
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-@contextlib.contextmanager
-def _exact_float32(device: torch.device) -> Iterator[None]:
-    if device.type != "cuda":
-        yield
-        return
-    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
-
-
 class FeatureExtractor:
     """Feed uint8 [B, H, W, 3] batches of any size; features stay on the device until `result()`.
 
@@ -111,7 +94,7 @@ class FeatureExtractor:
 
     @torch.inference_mode()
     def _run(self, batch: np.ndarray) -> None:
-        with _exact_float32(self.device):
+        with exact_float32(self.device):
             x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device, non_blocking=True)
             x = x.permute(0, 3, 1, 2).float().div_(255.0)
             if self.device.type == "cuda":

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from kompete.metrics.device import default_device, exact_float32
 from kompete.metrics.fid import frechet_distance_to, statistics
 
 FID_EPSILON = 1e-15  # Kaggle's official scorer; its demo kernels used 1e-14 (irrelevant unless d_thr ~ 0)
@@ -38,12 +39,6 @@ def normalize_rows(features: np.ndarray | torch.Tensor) -> torch.Tensor:
     return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
-def _device(requested: str | torch.device | None) -> torch.device:
-    if requested is not None:
-        return torch.device(requested)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 @torch.inference_mode()
 def memorization_distance(gen_features: np.ndarray | torch.Tensor, ref_features: np.ndarray | torch.Tensor,
                           chunk: int = 2048, device: str | torch.device | None = None,
@@ -54,7 +49,7 @@ def memorization_distance(gen_features: np.ndarray | torch.Tensor, ref_features:
     on the GPU when there is one. `normalized=True` skips normalising rows already unit-length
     (the cached reference).
     """
-    dev = _device(device)
+    dev = default_device(device)
     g = normalize_rows(torch.as_tensor(gen_features).to(dev))
     r = torch.as_tensor(ref_features).to(dev).float()
     if not normalized:
@@ -62,12 +57,13 @@ def memorization_distance(gen_features: np.ndarray | torch.Tensor, ref_features:
     if len(g) == 0 or len(r) == 0:
         raise ValueError("memorization distance needs at least one non-zero feature row on each side")
     best = torch.empty(len(g), device=dev, dtype=torch.float32)
-    for i in range(0, len(g), chunk):
-        gi = g[i:i + chunk]
-        top = torch.zeros(len(gi), device=dev, dtype=torch.float32)
-        for j in range(0, len(r), chunk):
-            top = torch.maximum(top, (gi @ r[j:j + chunk].T).abs_().amax(dim=1))
-        best[i:i + chunk] = top
+    with exact_float32(dev):
+        for i in range(0, len(g), chunk):
+            gi = g[i:i + chunk]
+            top = torch.zeros(len(gi), device=dev, dtype=torch.float32)
+            for j in range(0, len(r), chunk):
+                top = torch.maximum(top, (gi @ r[j:j + chunk].T).abs_().amax(dim=1))
+            best[i:i + chunk] = top
     return float((1.0 - best.double().clamp(max=1.0)).mean().item())
 
 

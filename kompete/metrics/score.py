@@ -15,7 +15,8 @@ from kompete.archive import ZipReport, _decode, scan_zip
 from kompete.config import Config
 from kompete.data.images import list_images
 from kompete.errors import ArchiveError
-from kompete.metrics.features import FeatureExtractor, default_device, load_inception
+from kompete.metrics.device import default_device
+from kompete.metrics.features import FeatureExtractor, load_inception
 from kompete.metrics.fid import RankDeficientWarning, frechet_distance_to
 from kompete.metrics.mifid import memorization_distance, mifid_from_parts
 from kompete.metrics.reference import load_reference
@@ -106,7 +107,7 @@ def score_path(cfg: Config, path: str | Path, data_dir: str | Path | None = None
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     target = resolve_submission(cfg, path)  # a mistyped path fails before minutes of reference features
-    dev = torch.device(device) if device else default_device()
+    dev = default_device(device)
     source = find_weights(weights, download=download)
     weights_info = source.describe()
     model_box: list = []

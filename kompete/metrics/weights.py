@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import pickle
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,7 +147,7 @@ def load_state_dict(source: WeightsSource) -> dict[str, torch.Tensor]:
                 module = torch.jit.load(str(source.path), map_location="cpu")
             return map_fid_helper(module.state_dict())
         state = torch.load(source.path, map_location="cpu", weights_only=True)
-    except (RuntimeError, OSError, ValueError, KeyError) as exc:
+    except (RuntimeError, OSError, ValueError, KeyError, pickle.UnpicklingError) as exc:
         raise WeightsError(f"cannot read Inception weights from {source.path}: {str(exc).splitlines()[0]}") from None
     if not isinstance(state, dict):
         raise WeightsError(f"{source.path} holds a {type(state).__name__}, not a state dict")
