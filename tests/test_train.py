@@ -390,3 +390,13 @@ def test_amp_picks_fp16_on_a_t4_and_bf16_from_ampere():
     assert amp_dtype_for((7, 5)) == torch.float16  # T4, Kaggle's GPU: bf16 only emulated
     assert amp_dtype_for((8, 0)) == torch.bfloat16  # A100
     assert amp_dtype_for((9, 0)) == torch.bfloat16  # H100/H200
+
+
+def test_each_ddp_rank_draws_its_own_noise_from_the_same_seed():
+    from kompete.train.context import Context
+
+    def draw(rank: int) -> torch.Tensor:
+        Context(device=torch.device("cpu"), rank=rank, world_size=2, local_rank=rank).seed_streams(7)
+        return torch.randn(4)
+
+    assert torch.equal(draw(0), draw(0)) and not torch.equal(draw(0), draw(1))

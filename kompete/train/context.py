@@ -41,6 +41,10 @@ class Context:
         """fp16 needs loss scaling; bf16 and fp32 do not."""
         return self.amp_dtype == torch.float16
 
+    def seed_streams(self, seed: int) -> None:
+        """Seed noise and augmentation per rank: with one seed, every GPU would draw the same fakes."""
+        torch.manual_seed(seed + self.rank)
+
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:
             return contextlib.nullcontext()

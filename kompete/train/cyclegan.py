@@ -63,6 +63,7 @@ class CycleGanTask(Task):
         self.opt_g = torch.optim.Adam(g_params, lr=t.lr_g, betas=(t.beta1, t.beta2), **fused)
         self.opt_d = torch.optim.Adam(d_params, lr=t.lr_d, betas=(t.beta1, t.beta2), **fused)
         self.scaler = ctx.grad_scaler()  # one scaler for both optimisers, updated once per step
+        ctx.seed_streams(t.seed)  # after the nets: their initial weights stay the same on every rank
         self.pool_monet = ImagePool(c.pool_size, seed=t.seed + 11)
         self.pool_photo = ImagePool(c.pool_size, seed=t.seed + 12)
         self.policy = parse_policy(t.diffaugment)
@@ -95,7 +96,7 @@ class CycleGanTask(Task):
 
     @property
     def images_per_step(self) -> int:
-        return 2 * self.photo_sampler.batch_size  # a photo and a painting per item
+        return 2 * self.photo_sampler.batch_size * self.ctx.world_size  # a photo and a painting per item, per rank
 
     def _augment(self, images: torch.Tensor) -> torch.Tensor:
         d = self.cfg.data
@@ -212,6 +213,8 @@ class CycleGanTask(Task):
         torch.set_rng_state(state["rng_cpu"])
         if self.ctx.is_cuda and "rng_cuda" in state:
             torch.cuda.set_rng_state(state["rng_cuda"], self.ctx.device)
+        if self.ctx.ddp:  # the checkpoint holds rank 0's streams; each rank needs its own
+            self.ctx.seed_streams(self.cfg.train.seed + int(self.step_count))
         if self.photos is not None and "photo_sampler" in state:
             self.photo_sampler.load_state_dict(state["photo_sampler"])
             self.monet_sampler.load_state_dict(state["monet_sampler"])

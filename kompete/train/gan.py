@@ -49,6 +49,7 @@ class GanTask(Task):
         self.opt_g = torch.optim.Adam(self.G.parameters(), t.lr_g, betas=(t.beta1, t.beta2), **fused)
         self.opt_d = torch.optim.Adam(self.D.parameters(), t.lr_d, betas=(t.beta1, t.beta2), **fused)
         self.scaler_g, self.scaler_d = ctx.grad_scaler(), ctx.grad_scaler()
+        ctx.seed_streams(t.seed)  # after the nets: their initial weights stay the same on every rank
         self.policy = parse_policy(t.diffaugment)
         # fixed sample inputs, drawn on the CPU so every device shows the same grid
         gen = torch.Generator().manual_seed(t.seed + 1)
@@ -170,6 +171,8 @@ class GanTask(Task):
         torch.set_rng_state(state["rng_cpu"])
         if self.ctx.is_cuda and "rng_cuda" in state:
             torch.cuda.set_rng_state(state["rng_cuda"], self.ctx.device)
+        if self.ctx.ddp:  # the checkpoint holds rank 0's streams; each rank needs its own
+            self.ctx.seed_streams(self.cfg.train.seed + int(self.step_count))
 
     def load_weights(self, state: dict[str, Any]) -> None:
         """Only what generation needs (G, EMA), e.g. from a checkpoint of another device."""

@@ -64,14 +64,13 @@ class Trainer:
         self.last_checkpoint: Path | None = None
         self.stop_signal: int | None = None
         self._pending: list[dict[str, torch.Tensor]] = []
-        self._window_start = time.monotonic()
-        self._window_step = task.step_count
+        self._reset_rate_window()
 
     # ----------------------------------------------------------------- resume
     def resume(self, where: str | Path) -> Path:
         """Continue from the newest checkpoint of a run folder (or a checkpoint file)."""
         path = ckpt.find_checkpoint(where)
-        payload = ckpt.load_checkpoint(path, map_location=self.task.ctx.device)
+        payload = ckpt.load_checkpoint(path)  # on the CPU: RNG states must stay there; load_state_dict moves the rest
         try:
             self.task.load_state_dict(payload["task"])
         except (RuntimeError, KeyError, ValueError) as exc:
@@ -96,6 +95,7 @@ class Trainer:
         restore = self._install_signals()
         start = time.monotonic()
         start_step = task.step_count
+        self._reset_rate_window()  # a resume since __init__ moved the step count
         last_ckpt_time = start
         last_epoch = task.epoch
         reason = "deadline"
@@ -197,6 +197,10 @@ class Trainer:
                    **{k: v for k, v in means.items() if k in ("d", "g")}, left=f"{self.budget.left(now):.0f}s")
         return True
 
+    def _reset_rate_window(self) -> None:
+        """images/s counts from here: after a resume or a restore, earlier steps were not made in this window."""
+        self._window_start, self._window_step = time.monotonic(), self.task.step_count
+
     def _restore_after_nan(self) -> None:
         self.nan_restores += 1
         step = self.task.step_count
@@ -204,8 +208,9 @@ class Trainer:
             raise TrainingError(f"non-finite loss near step {step} after {self.nan_restores - 1} restores "
                                 f"with lower learning rates; last good checkpoint: {self.last_checkpoint}",
                                 hint="lower train.lr_g / train.lr_d, or try another train.loss")
-        payload = ckpt.load_checkpoint(self.last_checkpoint, map_location=self.task.ctx.device)
+        payload = ckpt.load_checkpoint(self.last_checkpoint)
         self.task.load_state_dict(payload["task"])
+        self._reset_rate_window()  # the step count went back
         self.lr_scale *= 0.5
         if self.task.ctx.is_main:
             click.echo(f"\nwarning: non-finite loss near step {step}; restored {self.last_checkpoint.name}, "
