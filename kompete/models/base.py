@@ -60,13 +60,13 @@ def up_steps(image_size: int) -> int:
 
 
 def init_weights(module: nn.Module, std: float = 0.02) -> None:
-    """DCGAN initialisation: N(0, 0.02) convs, N(1, 0.02) norm scales."""
+    """DCGAN/CycleGAN initialisation: N(0, std) weights, zero biases, N(1, std) affine norm scales."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)):
             # spectral-normalised layers keep the trainable weight in `weight_orig`
             nn.init.normal_(getattr(m, "weight_orig", m.weight), 0.0, std)
             if getattr(m, "bias", None) is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d) and m.affine:
+        elif isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)) and m.affine:
             nn.init.normal_(m.weight, 1.0, std)
             nn.init.zeros_(m.bias)

@@ -14,6 +14,7 @@ from torch import nn
 
 from kompete.config import Config, CycleGanConfig
 from kompete.errors import ConfigError
+from kompete.models.base import init_weights
 from kompete.registry import MODELS
 
 
@@ -114,18 +115,6 @@ class PatchDiscriminator(nn.Module):
         return self.net(x)
 
 
-def init_weights(module: nn.Module, gain: float = 0.02) -> None:
-    """N(0, gain) for convolution weights, zero biases, N(1, gain) for affine norm scales."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.normal_(m.weight, 0.0, gain)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)) and m.weight is not None:
-            nn.init.normal_(m.weight, 1.0, gain)
-            nn.init.zeros_(m.bias)
-
-
 def build_generator(c: CycleGanConfig, image_size: int, channels: int = 64) -> nn.Module:
     if c.generator == "resnet":
         if image_size % 4:
@@ -154,13 +143,9 @@ class CycleGan(nn.Module):
 
     @classmethod
     def from_config(cls, cfg: Config) -> "CycleGan":
-        g, d = getattr(cfg.train, "g_channels", 64), getattr(cfg.train, "d_channels", 64)
-        return cls(cfg.cyclegan, cfg.data.image_size, g, d)
+        return cls(cfg.cyclegan, cfg.data.image_size, cfg.train.g_channels, cfg.train.d_channels)
 
-    @property
-    def generators(self) -> nn.ModuleList:
-        return nn.ModuleList([self.to_monet, self.to_photo])
-
-    @property
-    def discriminators(self) -> nn.ModuleList:
-        return nn.ModuleList([self.d_monet, self.d_photo])
+    def discriminators_learn(self, flag: bool) -> None:
+        """Freeze the discriminators for the generators' step (their gradients would be wasted work)."""
+        self.d_monet.requires_grad_(flag)
+        self.d_photo.requires_grad_(flag)

@@ -76,25 +76,6 @@ class Context:
             module = DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
         return module
 
-    def all_true(self, flag: bool) -> bool:
-        """Whether every rank agrees (used for stopping together); a host sync, so call it rarely."""
-        if not self.ddp:
-            return flag
-        import torch.distributed as dist
-
-        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
-        dist.all_reduce(t, op=dist.ReduceOp.MIN)
-        return bool(t.item() > 0.5)
-
-    def any_true(self, flag: bool) -> bool:
-        if not self.ddp:
-            return flag
-        import torch.distributed as dist
-
-        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return bool(t.item() > 0.5)
-
     def agree(self, flags: list[bool]) -> list[bool]:
         """Each flag true on any rank becomes true on all (one all-reduce); unchanged without DDP."""
         if not self.ddp:

@@ -122,7 +122,7 @@ class CycleGanTask(Task):
         use_idt = lam_idt > 0
 
         # ---- generators
-        _requires_grad(self.nets.discriminators, False)
+        self.nets.discriminators_learn(False)
         with ctx.autocast():
             out_m = self.g_monet(torch.cat([photo, monet]) if use_idt else photo)
             fake_monet = out_m[:n]
@@ -144,7 +144,7 @@ class CycleGanTask(Task):
         self.scaler.step(self.opt_g)
 
         # ---- discriminators, on pooled fakes
-        _requires_grad(self.nets.discriminators, True)
+        self.nets.discriminators_learn(True)
         old_monet = ctx.images(self.pool_monet.query(fake_monet))
         old_photo = ctx.images(self.pool_photo.query(fake_photo))
         with ctx.autocast():
@@ -231,9 +231,4 @@ class CycleGanTask(Task):
     def generator_for_inference(self) -> torch.nn.Module:
         """The photo -> painting generator; callers set eval mode (kompete.train.context.eval_mode)."""
         return self.nets.to_monet
-
-
-def _requires_grad(nets: torch.nn.Module, flag: bool) -> None:
-    for p in nets.parameters():
-        p.requires_grad_(flag)
 
