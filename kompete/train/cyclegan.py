@@ -21,22 +21,13 @@ from kompete.data import DomainPair, load_domains
 from kompete.data.augment import random_flip, resize_random_crop, to_float, to_uint8
 from kompete.data.diffaugment import diff_augment, parse_policy
 from kompete.errors import ConfigError, DataError
+from kompete.losses import LSGANLoss
 from kompete.models.cyclegan import CycleGan
 from kompete.models.image_pool import ImagePool
 from kompete.train.context import Context, eval_mode
 from kompete.train.task import TASKS, IndexSampler, Task
 
 LOSS_NAMES = ("g", "d", "g_adv", "cycle", "identity", "d_monet", "d_photo", "d_real", "d_fake")
-
-
-def lsgan_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """The discriminator's least-squares loss, halved (the paper slows D down this way)."""
-    return 0.5 * (F.mse_loss(real.float(), torch.ones_like(real, dtype=torch.float32))
-                  + F.mse_loss(fake.float(), torch.zeros_like(fake, dtype=torch.float32)))
-
-
-def lsgan_g(fake: torch.Tensor) -> torch.Tensor:
-    return F.mse_loss(fake.float(), torch.ones_like(fake, dtype=torch.float32))
 
 
 @TASKS.register("translate")
@@ -63,6 +54,7 @@ class CycleGanTask(Task):
         self.opt_g = torch.optim.Adam(g_params, lr=t.lr_g, betas=(t.beta1, t.beta2), **fused)
         self.opt_d = torch.optim.Adam(d_params, lr=t.lr_d, betas=(t.beta1, t.beta2), **fused)
         self.scaler = ctx.grad_scaler()  # one scaler for both optimisers, updated once per step
+        self.loss = LSGANLoss(t)
         ctx.seed_streams(t.seed)  # after the nets: their initial weights stay the same on every rank
         self.pool_monet = ImagePool(c.pool_size, seed=t.seed + 11)
         self.pool_photo = ImagePool(c.pool_size, seed=t.seed + 12)
@@ -93,6 +85,10 @@ class CycleGanTask(Task):
     def steps_per_epoch(self) -> int:
         lead = self.photo_sampler if self._photos_lead else self.monet_sampler
         return max(1, lead.steps_per_epoch)
+
+    def _lsgan_g(self, fake: torch.Tensor) -> torch.Tensor:
+        """The paper's generator term, (D(G(x)) - 1)^2 unhalved: twice the registry's lsgan G loss."""
+        return 2 * self.loss.g(None, fake)
 
     @property
     def images_per_step(self) -> int:
@@ -129,7 +125,7 @@ class CycleGanTask(Task):
             out_p = self.g_photo(torch.cat([monet, fake_monet, photo] if use_idt else [monet, fake_monet]))
             fake_photo, rec_photo = out_p[:n], out_p[n:2 * n]
             rec_monet = self.g_monet(fake_photo)
-            g_adv = lsgan_g(self.d_monet(self._d_in(fake_monet))) + lsgan_g(self.d_photo(self._d_in(fake_photo)))
+            g_adv = self._lsgan_g(self.d_monet(self._d_in(fake_monet))) + self._lsgan_g(self.d_photo(self._d_in(fake_photo)))
             cycle = F.l1_loss(rec_photo.float(), photo.float()) + F.l1_loss(rec_monet.float(), monet.float())
             loss_g = g_adv + lam_cyc * cycle
             if use_idt:  # G(painting) should stay the painting, F(photo) the photo
@@ -150,7 +146,7 @@ class CycleGanTask(Task):
         with ctx.autocast():
             real_m, fake_m = self.d_monet(self._d_in(monet)), self.d_monet(self._d_in(old_monet))
             real_p, fake_p = self.d_photo(self._d_in(photo)), self.d_photo(self._d_in(old_photo))
-            d_monet, d_photo = lsgan_d(real_m, fake_m), lsgan_d(real_p, fake_p)
+            d_monet, d_photo = self.loss.d(real_m, fake_m), self.loss.d(real_p, fake_p)  # halved: slows D, as the paper does
         self.opt_d.zero_grad(set_to_none=True)
         self.scaler.scale(d_monet + d_photo).backward()
         self._sync_grads(self.opt_d)
