@@ -54,7 +54,7 @@ class CycleGanTask(Task):
         self.opt_g = torch.optim.Adam(g_params, lr=t.lr_g, betas=(t.beta1, t.beta2), **fused)
         self.opt_d = torch.optim.Adam(d_params, lr=t.lr_d, betas=(t.beta1, t.beta2), **fused)
         self.scaler = ctx.grad_scaler()  # one scaler for both optimisers, updated once per step
-        self.loss = LSGANLoss(t)
+        self.loss = LSGANLoss()
         ctx.seed_streams(t.seed)  # after the nets: their initial weights stay the same on every rank
         self.pool_monet = ImagePool(c.pool_size, seed=t.seed + 11)
         self.pool_photo = ImagePool(c.pool_size, seed=t.seed + 12)
