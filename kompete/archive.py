@@ -6,7 +6,7 @@ import io
 import os
 import zipfile
 import zlib
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -51,19 +51,30 @@ class ZipImageWriter:
 
     def add(self, image: np.ndarray, name: str | None = None) -> str:
         """Encode one HxWx3 uint8 image; returns its member name."""
+        _check_image(image)
+        return self._store(encode_image(image, self.fmt, self.quality), name)
+
+    def add_batch(self, images: np.ndarray, pool: Executor | None = None) -> None:
+        """Encode a uint8 NxHxWx3 batch, in `pool`'s threads when given (zlib and libjpeg release the GIL),
+        and store the images in order."""
+        for image in images:
+            _check_image(image)
+        encode = lambda im: encode_image(im, self.fmt, self.quality)  # noqa: E731
+        for blob in (pool.map(encode, images) if pool is not None else map(encode, images)):
+            self._store(blob)
+
+    def _store(self, blob: bytes, name: str | None = None) -> str:
         if self._zip is None:
-            raise RuntimeError("ZipImageWriter.add outside its `with` block")
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(f"expected a uint8 HxWx3 image, got {image.dtype} {image.shape}")
+            raise RuntimeError("ZipImageWriter used outside its `with` block")
         name = name or f"{self.count:05d}.{self.fmt}"
-        self._zip.writestr(name, encode_image(image, self.fmt, self.quality))
+        self._zip.writestr(name, blob)
         self.count += 1
         return name
 
-    def add_batch(self, images: np.ndarray) -> None:
-        """Encode a uint8 NxHxWx3 batch."""
-        for image in images:
-            self.add(image)
+
+def _check_image(image: np.ndarray) -> None:
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected a uint8 HxWx3 image, got {image.dtype} {image.shape}")
 
 
 def encode_image(image: np.ndarray, fmt: str = "png", quality: int = 95) -> bytes:

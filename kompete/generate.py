@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from kompete.archive import ZipImageWriter, encode_image
+from kompete.archive import ZipImageWriter
 from kompete.config import Config, config_from_dict
 from kompete.errors import ConfigError
 from kompete.train import build_task, make_context
@@ -67,21 +67,12 @@ def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
     return x.round().clamp(0, 255).to(torch.uint8)
 
 
-def encode_into(zw: ZipImageWriter, batch: np.ndarray, pool: ThreadPoolExecutor) -> None:
-    """Encode a uint8 NHWC batch in threads (zlib releases the GIL), then store in order."""
-    blobs = list(pool.map(lambda im: encode_image(im, zw.fmt, zw.quality), batch))
-    for blob in blobs:
-        assert zw._zip is not None
-        zw._zip.writestr(f"{zw.count:05d}.{zw.fmt}", blob)
-        zw.count += 1
-
-
 def _encode_copied(zw: ZipImageWriter, pending: tuple[torch.Tensor, "torch.cuda.Event | None"],
                    pool: ThreadPoolExecutor) -> None:
     host, copied = pending
     if copied is not None:
         copied.synchronize()
-    encode_into(zw, host.numpy(), pool)
+    zw.add_batch(host.numpy(), pool)
 
 
 def _write_batches(zw: ZipImageWriter, batches: Iterator[torch.Tensor], n: int, desc: str, progress: bool) -> int:
