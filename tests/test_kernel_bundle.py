@@ -65,6 +65,16 @@ def test_a_secret_that_would_enter_the_bundle_is_refused(monkeypatch, tmp_path):
     assert not (tmp_path / "sample-dogs").exists()
 
 
+def test_a_secret_in_a_source_file_is_caught_before_compression_hides_it(tmp_path):
+    pkg = tmp_path / "kompete"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "scratch.py").write_text("KEY = 'abcdef0123456789'\n")
+    assert bundle.package_archive(["not-in-any-file"], package_dir=pkg)  # clean: packs
+    with pytest.raises(BundleError, match="scratch.py would contain a Kaggle credential"):
+        bundle.package_archive(["abcdef0123456789"], package_dir=pkg)
+
+
 def test_oversized_script_is_refused_with_a_hint(monkeypatch, tmp_path):
     monkeypatch.setattr(bundle, "MAX_SCRIPT_BYTES", 10_000)
     with pytest.raises(BundleError, match="over Kaggle's 1 MB limit") as info:

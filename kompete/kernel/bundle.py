@@ -59,18 +59,21 @@ def stages(cfg: Config, score: bool, resume_from: str | None = None) -> list[tup
     return steps
 
 
-def package_archive() -> bytes:
+def package_archive(secrets: list[str] | tuple[str, ...] = (), package_dir: Path = paths.PACKAGE_DIR) -> bytes:
     """kompete's `.py` files as one solid tar.xz: sorted names, zeroed times and owners (same source, same bytes).
 
     Solid compression across files makes it about a third smaller than a per-file zip (bench/kernel_bundle.py).
+    Each file is checked for `secrets` before packing: once compressed, a key could not be found any more.
     """
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:xz", preset=9 | lzma.PRESET_EXTREME) as tar:
-        for f in sorted(paths.PACKAGE_DIR.rglob("*.py")):
-            rel = f.relative_to(paths.PACKAGE_DIR.parent)
+        for f in sorted(package_dir.rglob("*.py")):
+            rel = f.relative_to(package_dir.parent)
             if "__pycache__" in rel.parts:
                 continue
             data = f.read_bytes()
+            if any(secret.encode() in data for secret in secrets):
+                raise BundleError(f"refusing to write the bundle: {f} would contain a Kaggle credential")
             info = tarfile.TarInfo(rel.as_posix())
             info.size, info.mode, info.mtime = len(data), 0o644, 0
             tar.addfile(info, io.BytesIO(data))
@@ -180,6 +183,12 @@ def _secrets_in_environment() -> list[str]:
             found.append(f.read_text().strip())
         except OSError:
             pass
+    try:  # OAuth (`kaggle auth login`): its tokens, not its user name (which the kernel id holds)
+        oauth = json.loads((Path.home() / ".kaggle" / "credentials.json").read_text())
+        found += [v for k, v in oauth.items() if isinstance(v, str) and any(w in k.lower() for w in
+                  ("token", "secret", "key"))] if isinstance(oauth, dict) else []
+    except (OSError, ValueError):
+        pass
     return [s for s in found if len(s) >= 8]
 
 
@@ -191,7 +200,8 @@ def build_bundle(cfg: Config, owner: str, variant: str | None = None, out_root: 
         raise ConfigError(f"kernel owner {owner!r} must be a Kaggle user name",
                           hint="pass --owner USER or set KAGGLE_USERNAME")
     kernel_id = f"{owner}/{kernel_slug(cfg.name, variant)}"
-    package = package_archive()
+    secrets = _secrets_in_environment()
+    package = package_archive(secrets)
     script = render_script(cfg, kernel_id, score, package, resume_from)
     meta = metadata(cfg, kernel_id, resume_from)
     size = len(script.encode())
@@ -199,7 +209,7 @@ def build_bundle(cfg: Config, owner: str, variant: str | None = None, out_root: 
         raise BundleError(f"kernel script is {size / 1e6:.2f} MB, over Kaggle's 1 MB limit",
                           hint="move large files (weights, wheels) into a dataset listed in kernel.dataset_sources")
     blob = script + json.dumps(meta)
-    if any(secret in blob for secret in _secrets_in_environment()):
+    if any(secret in blob for secret in secrets):
         raise BundleError("refusing to write the bundle: it would contain a Kaggle credential")
     name = cfg.name + (f"-{re.sub(r'[^a-z0-9]+', '-', variant.lower()).strip('-')}" if variant else "")
     folder = Path(out_root) / name
