@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import os
@@ -112,7 +113,8 @@ def test_script_unpacks_and_imports_its_own_kompete_outside_the_repo(tmp_path):
                          env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert f"config hash: {config_hash(cfg)}" in run.stdout
-    assert (tmp_path / "tmp" / f"kompete-src-{config_hash(cfg)}" / "kompete" / "kernel" / "bundle.py").is_file()
+    source_hash = hashlib.sha256(bundle.package_archive()).hexdigest()[:12]
+    assert (tmp_path / "tmp" / f"kompete-src-{source_hash}" / "kompete" / "kernel" / "bundle.py").is_file()
 
 
 def test_preflight_stops_a_kernel_without_its_competition_data(tmp_path):

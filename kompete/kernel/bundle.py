@@ -8,6 +8,7 @@ as a second line of defence the finished script is scanned for the caller's Kagg
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import itertools
 import json
@@ -97,8 +98,6 @@ def kernel_slug(competition: str, variant: str | None = None) -> str:
     raw = f"kompete-{competition}" + (f"-{variant}" if variant else "")
     slug = re.sub(r"[^a-z0-9]+", "-", raw.lower()).strip("-")
     if len(slug) > SLUG_MAX:
-        import hashlib
-
         slug = f"{slug[:SLUG_MAX - 9].rstrip('-')}-{hashlib.sha256(slug.encode()).hexdigest()[:8]}"
     return slug
 
@@ -154,6 +153,7 @@ def render_script(cfg: Config, kernel_id: str, score: bool, package: bytes, resu
         "__VERSION__": __version__,
         "__GIT_SHA__": git_sha(),
         "__CONFIG_HASH__": config_hash(cfg),
+        "__SOURCE_HASH__": hashlib.sha256(package).hexdigest()[:12],
         "__ARCHIVE__": cfg.output.archive,
         "__KAGGLE_DIR__": "" if cfg.data.sample is not None else cfg.data.kaggle_dir,
         "__SCORE_NEEDS__": json.dumps(dataset_slugs(cfg) if score else []),

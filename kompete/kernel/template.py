@@ -27,6 +27,7 @@ from pathlib import Path
 
 COMPETITION = "__COMPETITION__"
 CONFIG_HASH = "__CONFIG_HASH__"
+SOURCE_HASH = "__SOURCE_HASH__"  # the unpacked source is reused only when it is this very source
 KOMPETE_VERSION = "__VERSION__"
 GIT_SHA = "__GIT_SHA__"
 ARCHIVE = "__ARCHIVE__"
@@ -49,7 +50,7 @@ def kaggle_root():
 
 def unpack():
     """kompete's source into a temporary folder (never /kaggle/working: it would count as output)."""
-    src = Path(tempfile.gettempdir()) / f"kompete-src-{CONFIG_HASH}"
+    src = Path(tempfile.gettempdir()) / f"kompete-src-{SOURCE_HASH}"
     if not (src / "kompete" / "__init__.py").is_file():
         tmp = Path(tempfile.mkdtemp(prefix="kompete-src-"))
         with tarfile.open(fileobj=io.BytesIO(base64.b64decode("".join(PACKAGE_B64))), mode="r:xz") as tar:
