@@ -225,3 +225,23 @@ def test_status_of_a_running_kernel_exits_3(fake_kaggle):
     fake_kaggle.set(STATUS, Reply(200, {"status": "RUNNING"}))
     result = CliRunner().invoke(main, ["kernel", "status", REF])
     assert result.exit_code == 3 and result.output.strip() == f"{REF}: RUNNING"
+
+
+def test_assets_stage_never_wipes_a_folder_it_did_not_make(tmp_path):
+    from kompete.errors import KompeteError
+    from kompete.kernel.assets import stage
+
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(b"weights")
+    precious = tmp_path / "work"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    import pytest
+
+    with pytest.raises(KompeteError, match="not an earlier staging"):
+        stage(precious, "alice", "kompete-assets", [weights])
+    assert (precious / "notes.txt").read_text() == "keep me"
+    again = tmp_path / "stage"
+    stage(again, "alice", "kompete-assets", [weights])
+    stage(again, "alice", "kompete-assets", [weights])  # its own earlier staging is replaced
+    assert sorted(p.name for p in again.iterdir()) == ["dataset-metadata.json", "w.pth"]

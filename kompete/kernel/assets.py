@@ -36,9 +36,12 @@ def stage(folder: Path, owner: str, slug: str, files: list[Path]) -> Path:
     if len(slug) < 6 or not slug.replace("-", "").isalnum():
         raise KompeteError(f"dataset slug {slug!r} must be at least 6 letters, digits or hyphens")
     folder = Path(folder)
-    if folder.exists():
+    if folder.exists() and any(folder.iterdir()):
+        if not (folder / "dataset-metadata.json").is_file():  # only an earlier staging is ours to replace
+            raise KompeteError(f"staging folder {folder} is not empty and is not an earlier staging",
+                               hint="pass an empty or new folder to --stage")
         shutil.rmtree(folder)
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
     names = set()
     for f in files:
         f = Path(f)
