@@ -211,7 +211,8 @@ def test_score_cli_records_only_comparable_scores_in_the_ledger(tmp_path, monkey
     with ZipImageWriter(zip_path, fmt="jpg") as w:
         w.add_batch(_images(3, 16))
     result = score_mod.ScoreResult(fid=40.0, memorization_distance=0.3, thresholded_distance=1.0, mifid=40.0,
-                                   eps=0.1, n_images=3, n_reference=5, comparable=comparable)
+                                   eps=0.1, n_images=3, n_reference=5, comparable=comparable,
+                                   source=str(zip_path))
     monkeypatch.setattr(score_mod, "score_path", lambda *a, **k: result)  # Inception is tested above
     out = CliRunner().invoke(main, ["score", "sample-monet", str(zip_path)], catch_exceptions=False)
     assert out.exit_code == 0, out.output

@@ -69,7 +69,7 @@ def score(args: tuple[str, ...], competition: str | None, data_dir: str | None, 
     else:
         click.echo("\n".join(result.lines()))
     if record and result.comparable:  # a --limit quick check says nothing about the leaderboard: keep it out
-        _record(cfg, Path(path), result, db_path)
+        _record(cfg, Path(result.source), result, db_path)  # the zip a run folder resolved to
 
 
 def _record(cfg, path: Path, result, db_path: Path | None) -> None:

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from kompete.ledger.store import Ledger, now_iso
-from kompete.paths import REPO_DIR
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+from kompete.paths import REPO_DIR, file_sha256  # noqa: F401  (file_sha256: part of this module's API)
 
 
 @lru_cache(maxsize=1)

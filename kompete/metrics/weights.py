@@ -10,7 +10,6 @@ downloaded unless asked.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import pickle
@@ -21,6 +20,7 @@ from pathlib import Path
 import torch
 
 from kompete import paths
+from kompete.paths import file_sha256
 from kompete.errors import WeightsError
 
 ENV_VAR = "KOMPETE_INCEPTION_WEIGHTS"
@@ -49,21 +49,6 @@ class WeightsSource:
         known = KNOWN_SHA256.get(sha) or KNOWN_SHA256_PREFIX.get(sha[:8])
         return {"path": str(self.path), "kind": self.kind, "found_via": self.found_via, "sha256": sha,
                 "fid_inception": known is not None, "name": known or "unknown weights"}
-
-
-_SHA_CACHE: dict[tuple[str, int, int], str] = {}
-
-
-def file_sha256(path: Path) -> str:
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _SHA_CACHE:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 22), b""):
-                h.update(block)
-        _SHA_CACHE[key] = h.hexdigest()
-    return _SHA_CACHE[key]
 
 
 def _kind(path: Path) -> str:
