@@ -90,7 +90,6 @@ MAX_MEMBER_BYTES = 64 << 20   # no real submission image is anywhere near this
 MAX_TOTAL_BYTES = 4 << 30     # 10,000 256x256 JPGs are ~0.3 GB; anything near 4 GB is a zip bomb
 MAX_RATIO = 200               # uncompressed / compressed size of one member
 SHOW = 3                      # offenders named per problem
-PIL_FORMATS = {"png": "PNG", "jpg": "JPEG"}
 SUFFIXES = {"png": (".png",), "jpg": (".jpg", ".jpeg")}
 IMAGE_NAMES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -156,8 +155,8 @@ def _decode(job: tuple[str, bytes, str, int, bool]) -> tuple[str, str | None, np
     name, blob, fmt, size, keep = job
     try:
         with Image.open(io.BytesIO(blob)) as img:
-            if img.format != PIL_FORMATS[fmt]:
-                return name, f"not {PIL_FORMATS[fmt]} inside (found {img.format})", None
+            if img.format != FORMATS[fmt]:
+                return name, f"not {FORMATS[fmt]} inside (found {img.format})", None
             if img.size != (size, size):
                 return name, f"not {size}x{size}", None
             if img.mode != "RGB":
@@ -178,8 +177,8 @@ def scan_zip(path: str | Path, fmt: str, image_size: int, n_min: int, n_max: int
     parallel threads, a window at a time, so memory stays bounded for 10,000 256x256 images.
     """
     path = Path(path)
-    if fmt not in PIL_FORMATS:
-        raise ArchiveError(f"unknown image format {fmt!r}; choose one of: {', '.join(PIL_FORMATS)}")
+    if fmt not in FORMATS:
+        raise ArchiveError(f"unknown image format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     if not path.is_file():
         raise ArchiveError(f"{path}: no such file")
     if not zipfile.is_zipfile(path):
@@ -230,12 +229,3 @@ def validate_zip(cfg, path: str | Path) -> ZipReport:
     """The competition's checks on a submission zip (`cfg` is a Config); ok, or a list of defects."""
     out = cfg.output
     return scan_zip(path, out.format, out.image_size, out.n_min, out.n_max)
-
-
-def read_zip_images(cfg, path: str | Path) -> tuple[ZipReport, np.ndarray]:
-    """The valid images of a submission zip as one uint8 [N, H, W, 3] array, sorted by name, and the report."""
-    out = cfg.output
-    batches: list[np.ndarray] = []
-    report = scan_zip(path, out.format, out.image_size, out.n_min, out.n_max, consumer=batches.append)
-    size = out.image_size
-    return report, (np.concatenate(batches) if batches else np.zeros((0, size, size, 3), np.uint8))
