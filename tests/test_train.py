@@ -6,6 +6,8 @@ import io
 import math
 import os
 import signal
+import subprocess
+import sys
 import time
 import zipfile
 
@@ -25,7 +27,7 @@ from kompete.train import state as ckpt
 from kompete.train.budget import make_budget, parse_duration, set_reserve
 from kompete.train.monitor import read_metrics
 from kompete.train.trainer import Trainer
-from tests.conftest import run_kompete
+from tests.conftest import REPO, run_kompete
 
 TINY = ["data.image_size=16", "train.g_channels=8", "train.d_channels=8", "train.z_dim=16", "train.batch_size=16",
         "train.log_every=2", "output.n_min=1", "generate.batch_size=16", "train.ema_decay=0.9"]
@@ -336,11 +338,6 @@ def test_cli_train_records_the_run_and_a_later_score_of_its_zip_joins_it(tmp_pat
 
 
 def test_cli_sigterm_saves_a_checkpoint_and_exits_143(tmp_path):
-    import subprocess
-    import sys
-
-    from tests.conftest import REPO
-
     run = tmp_path / "run"
     sets = [a for s in TINY for a in ("--set", s)]
     proc = subprocess.Popen([sys.executable, "-m", "kompete", "train", "sample-dogs", "--out", str(run),
@@ -400,3 +397,18 @@ def test_each_ddp_rank_draws_its_own_noise_from_the_same_seed():
         return torch.randn(4)
 
     assert torch.equal(draw(0), draw(0)) and not torch.equal(draw(0), draw(1))
+
+
+def test_torchrun_two_ranks_train_and_resume_with_ddp(tmp_path):
+    """The Kaggle T4 x2 launch, on the CPU with gloo: both ranks step, stop together, and resume."""
+    run = tmp_path / "run"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                "-m", "kompete", "train", "sample-dogs", "--out", str(run), "--time-budget", "2m", "--quiet",
+                "--no-record", *[a for s in TINY for a in ("--set", s)], "--set", "generate.n_images=25"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), **ONE_THREAD}
+    for steps in (3, 5):
+        r = subprocess.run([*torchrun, "--max-steps", str(steps)], capture_output=True, text=True, env=env,
+                           timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert "DDP rank 0/2" in r.stdout and f"steps         {steps}" in r.stdout
+    assert "resumed from" in r.stdout and (run / "checkpoints" / "step-00000005.pt").is_file()

@@ -44,6 +44,8 @@ class GanTask(Task):
         self.D = ctx.prepare(built.discriminator)
         self.ema = EMA(self.G, t.ema_decay, t.ema_start) if t.ema_decay > 0 else None
         self.G_train, self.D_train = ctx.wrap(self.G), ctx.wrap(self.D)
+        # D as G's step sees it: frozen and never DDP-wrapped, so no gradient of D is computed or all-reduced
+        self.D_for_g = torch.compile(self.D) if ctx.compile and ctx.is_cuda else self.D
         self.loss = LOSSES.get(t.loss)(t)
         fused = {"fused": True} if ctx.is_cuda else {}
         self.opt_g = torch.optim.Adam(self.G.parameters(), t.lr_g, betas=(t.beta1, t.beta2), **fused)
@@ -113,23 +115,21 @@ class GanTask(Task):
             self.scaler_d.scale(loss_d).backward()
             self.scaler_d.step(self.opt_d)
             self.scaler_d.update()
-        if not ctx.ddp:
-            self.D.requires_grad_(False)  # G's step needs no D weight gradients
+        self.D.requires_grad_(False)  # G's step needs no D weight gradients
         z = torch.randn(n, self.z_dim, device=ctx.device)
         with ctx.autocast():
             fake = self.G_train(z, self._classes(y))
-            g_fake = self.D_train(self._augment(fake), self._classes(y))
+            g_fake = self.D_for_g(self._augment(fake), self._classes(y))
             g_real = None
             if self.loss.needs_real_for_g:
                 with torch.no_grad():
-                    g_real = self.D_train(self._augment(x_real), self._classes(y))
+                    g_real = self.D_for_g(self._augment(x_real), self._classes(y))
             loss_g = self.loss.g(g_real, g_fake)
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler_g.scale(loss_g).backward()
         self.scaler_g.step(self.opt_g)
         self.scaler_g.update()
-        if not ctx.ddp:
-            self.D.requires_grad_(True)
+        self.D.requires_grad_(True)
         if self.ema is not None:
             self.ema.update(self.G, self.step_count)
         self.step_count += 1
