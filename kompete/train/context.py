@@ -76,6 +76,12 @@ class Context:
             module = DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
         return module
 
+    def barrier(self) -> None:
+        if self.ddp:
+            import torch.distributed as dist
+
+            dist.barrier()
+
     def agree(self, flags: list[bool]) -> list[bool]:
         """Each flag true on any rank becomes true on all (one all-reduce); unchanged without DDP."""
         if not self.ddp:

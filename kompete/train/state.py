@@ -16,10 +16,13 @@ PATTERN = re.compile(r"step-(\d+)\.pt$")
 FORMAT = 1
 
 
+def checkpoint_path(run_dir: str | Path, step: int) -> Path:
+    return Path(run_dir) / CHECKPOINT_DIR / f"step-{step:08d}.pt"
+
+
 def save_checkpoint(run_dir: str | Path, step: int, payload: dict[str, Any], keep: int = 2) -> Path:
     """Write `payload` as checkpoints/step-NNNNNNNN.pt (atomically), then drop all but the newest `keep`."""
-    folder = Path(run_dir) / CHECKPOINT_DIR
-    path = folder / f"step-{step:08d}.pt"
+    path = checkpoint_path(run_dir, step)
     with atomic_output(path) as tmp:
         torch.save({"format": FORMAT, **payload}, tmp)
     for old in list_checkpoints(run_dir)[:-keep]:

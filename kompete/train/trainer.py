@@ -181,7 +181,8 @@ class Trainer:
         names = list(self._pending[0])
         values = torch.stack([torch.stack([p[n].float() for n in names]) for p in self._pending]).cpu()
         self._pending.clear()
-        if not torch.isfinite(values).all():
+        (bad,) = self.task.ctx.agree([not bool(torch.isfinite(values).all())])  # all ranks restore, or none
+        if bad:
             self._restore_after_nan()
             return False
         means = dict(zip(names, values.mean(0).tolist()))
@@ -216,14 +217,16 @@ class Trainer:
             click.echo(f"\nwarning: non-finite loss near step {step}; restored {self.last_checkpoint.name}, "
                        f"learning rates x{self.lr_scale:g}", err=True)
 
-    def _checkpoint(self) -> Path | None:
-        if not self.task.ctx.is_main:
-            return None
-        payload: dict[str, Any] = {"task": self.task.state_dict(), "trainer": {"lr_scale": self.lr_scale},
-                                   "config": self.cfg.to_dict(), "meta": self.task.checkpoint_meta(),
-                                   "step": self.task.step_count}
-        self.last_checkpoint = ckpt.save_checkpoint(self.run_dir, self.task.step_count, payload,
-                                                    self.cfg.train.keep_checkpoints)
+    def _checkpoint(self) -> Path:
+        """Rank 0 writes; every rank then knows the path (a NaN restore loads it on all of them)."""
+        ctx, step = self.task.ctx, self.task.step_count
+        if ctx.is_main:
+            payload: dict[str, Any] = {"task": self.task.state_dict(), "trainer": {"lr_scale": self.lr_scale},
+                                       "config": self.cfg.to_dict(), "meta": self.task.checkpoint_meta(),
+                                       "step": step}
+            ckpt.save_checkpoint(self.run_dir, step, payload, self.cfg.train.keep_checkpoints)
+        ctx.barrier()
+        self.last_checkpoint = ckpt.checkpoint_path(self.run_dir, step)
         return self.last_checkpoint
 
     def _install_signals(self) -> Callable[[], None]:
