@@ -204,25 +204,54 @@ def scan_zip(path: str | Path, fmt: str, image_size: int, n_min: int, n_max: int
                 report.add(problem, info.filename)
             else:
                 good.append(info)
-        keep = consumer is not None
-        for start in range(0, len(good), window):
-            jobs = []
-            for info in good[start:start + window]:
-                try:
-                    jobs.append((info.filename, zf.read(info), fmt, image_size, keep))
-                except (zipfile.BadZipFile, OSError, zlib.error, NotImplementedError, EOFError):
-                    jobs.append((info.filename, b"", fmt, image_size, False))
-            batch = []
-            for name, problem, pixels in pool.map(_decode, jobs):  # PIL decodes with the GIL released
-                if problem:
-                    report.add(problem, name)
-                else:
-                    report.n_images += 1
-                    if keep:
-                        batch.append(pixels)
-            if batch and consumer is not None:
-                consumer(np.stack(batch))
+        _decode_in_windows(report, [(i.filename, _zip_reader(zf, i)) for i in good], fmt, image_size,
+                           consumer, pool, window)
     return report
+
+
+def scan_folder(folder: str | Path, fmt: str, image_size: int, n_min: int, n_max: int,
+                consumer: Callable[[np.ndarray], None] | None = None, window: int = 256,
+                workers: int | None = None) -> ZipReport:
+    """A folder of loose images, checked and read like a zip's members (the same per-image checks)."""
+    from kompete.data.images import list_images
+
+    folder = Path(folder)
+    report = ZipReport(str(folder), n_min=n_min, n_max=n_max)
+    files, others = list_images(folder)
+    for other in others:
+        report.add("non-image members", other.name)
+    report.n_members = len(files) + len(others)
+    with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
+        _decode_in_windows(report, [(f.name, f.read_bytes) for f in files], fmt, image_size, consumer, pool, window)
+    return report
+
+
+def _zip_reader(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable[[], bytes]:
+    def read() -> bytes:
+        try:
+            return zf.read(info)
+        except (zipfile.BadZipFile, OSError, zlib.error, NotImplementedError, EOFError):
+            return b""  # decodes as a damaged image
+    return read
+
+
+def _decode_in_windows(report: ZipReport, members: list[tuple[str, Callable[[], bytes]]], fmt: str,
+                       image_size: int, consumer: Callable[[np.ndarray], None] | None,
+                       pool: ThreadPoolExecutor, window: int) -> None:
+    """Decode `window` members at a time in `pool`; tally problems; valid pixels go to `consumer` in batches."""
+    keep = consumer is not None
+    for start in range(0, len(members), window):
+        jobs = [(name, read(), fmt, image_size, keep) for name, read in members[start:start + window]]
+        batch = []
+        for name, problem, pixels in pool.map(_decode, jobs):  # PIL decodes with the GIL released
+            if problem:
+                report.add(problem, name)
+            else:
+                report.n_images += 1
+                if keep:
+                    batch.append(pixels)
+        if batch and consumer is not None:
+            consumer(np.stack(batch))
 
 
 def validate_zip(cfg, path: str | Path) -> ZipReport:

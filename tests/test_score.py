@@ -223,3 +223,17 @@ def test_score_cli_records_only_comparable_scores_in_the_ledger(tmp_path, monkey
         assert runs[0]["zip_path"] == str(zip_path.resolve())
     else:
         assert runs == []
+
+
+def test_a_folder_of_loose_images_gets_the_zip_checks(tmp_path):
+    from kompete.archive import scan_folder
+
+    for i, image in enumerate(_images(3, 16)):
+        Image.fromarray(image).save(tmp_path / f"{i}.png")
+    Image.fromarray(_images(1, 8)[0]).save(tmp_path / "small.png")
+    (tmp_path / "notes.txt").write_text("not an image")
+    batches = []
+    report = scan_folder(tmp_path, "png", 16, 1, 10, consumer=batches.append)
+    assert report.n_images == 3 and report.n_members == 5
+    assert "small.png" in report.message() and "notes.txt" in report.message()
+    assert np.concatenate(batches).shape == (3, 16, 16, 3)

@@ -11,9 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from kompete.archive import ZipReport, _decode, scan_zip
+from kompete.archive import scan_folder, scan_zip
 from kompete.config import Config
-from kompete.data.images import list_images
 from kompete.errors import ArchiveError
 from kompete.metrics.device import default_device
 from kompete.metrics.features import FeatureExtractor, load_inception
@@ -69,31 +68,6 @@ def resolve_submission(cfg: Config, path: str | Path) -> Path:
     return p
 
 
-def _read_folder(cfg: Config, folder: Path, extractor: "_Limited | None") -> ZipReport:
-    """A folder of loose images, checked and read like a zip's members (the same per-image checks)."""
-    out = cfg.output
-    report = ZipReport(str(folder), n_min=out.n_min, n_max=out.n_max)
-    files, others = list_images(folder)
-    for other in others:
-        report.add("non-image members", other.name)
-    report.n_members = len(files) + len(others)
-    batch = []
-    for f in files:
-        name, problem, pixels = _decode((f.name, f.read_bytes(), out.format, out.image_size, extractor is not None))
-        if problem:
-            report.add(problem, name)
-        else:
-            report.n_images += 1
-            if extractor is not None:
-                batch.append(pixels)
-                if len(batch) >= 256:
-                    extractor.add(np.stack(batch))
-                    batch = []
-    if batch and extractor is not None:
-        extractor.add(np.stack(batch))
-    return report
-
-
 def score_path(cfg: Config, path: str | Path, data_dir: str | Path | None = None,
                weights: str | Path | None = None, download: bool = False, limit: int = 0,
                reference_limit: int | None = None, rebuild_reference: bool = False,
@@ -131,11 +105,9 @@ def score_path(cfg: Config, path: str | Path, data_dir: str | Path | None = None
         t = time.perf_counter()
         extractor = FeatureExtractor(model_fn(), cfg.metric.batch_size, dev)
         front = _Limited(extractor, limit)
-        if target.is_dir():
-            report = _read_folder(cfg, target, front)
-        else:
-            out = cfg.output
-            report = scan_zip(target, out.format, out.image_size, out.n_min, out.n_max, consumer=front.add)
+        out = cfg.output
+        scan = scan_folder if target.is_dir() else scan_zip
+        report = scan(target, out.format, out.image_size, out.n_min, out.n_max, consumer=front.add)
         if report.problems:
             raise ArchiveError(report.message(), hint=f"`kompete validate {target} --competition {cfg.name}` lists them")
         gen = extractor.result()
