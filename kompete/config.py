@@ -126,7 +126,7 @@ class TrainConfig:
     lr_over: Literal["budget", "epochs"] = opt(
         "budget", "what schedules run over: this run's time budget, or train.epochs (for a schedule that "
                   "continues across resumed runs, e.g. several Kaggle kernels)")
-    amp: bool = opt(True, "CUDA only: bf16 where supported, else fp16 with a gradient scaler")
+    amp: bool = opt(True, "CUDA only: bf16 on sm_80 and later (A100, H100), else fp16 with a gradient scaler (T4)")
     compile: bool = opt(False, "CUDA only: torch.compile G and D")
     log_every: int = opt(50, "steps between metrics rows (the only host synchronisation)", ge=1)
     sample_every_epochs: int = opt(1, "epochs between fixed-noise sample grids", ge=1)

@@ -175,20 +175,12 @@ class CycleGanTask(Task):
             g.copy_(flat[offset:offset + g.numel()].view_as(g))
             offset += g.numel()
 
-    def param_groups(self) -> dict[str, list[dict]]:
-        return {"g": self.opt_g.param_groups, "d": self.opt_d.param_groups}
-
-    def base_lrs(self) -> dict[str, float]:
-        return {"g": self.cfg.train.lr_g, "d": self.cfg.train.lr_d}
-
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
         state = {"nets": self.nets.state_dict(), "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
                  "scaler": self.scaler.state_dict(), "pool_monet": self.pool_monet.state_dict(),
                  "pool_photo": self.pool_photo.state_dict(), "step": self.step_count, "epoch": self.epoch,
-                 "rng_cpu": torch.get_rng_state()}
-        if self.ctx.is_cuda:
-            state["rng_cuda"] = torch.cuda.get_rng_state(self.ctx.device)
+                 **self.rng_state()}
         if self.photos is not None:
             state["photo_sampler"] = self.photo_sampler.state_dict()
             state["monet_sampler"] = self.monet_sampler.state_dict()
@@ -206,11 +198,7 @@ class CycleGanTask(Task):
         self.pool_monet.load_state_dict(state["pool_monet"], self.ctx.device)
         self.pool_photo.load_state_dict(state["pool_photo"], self.ctx.device)
         self.step_count, self.epoch = state["step"], state["epoch"]
-        torch.set_rng_state(state["rng_cpu"])
-        if self.ctx.is_cuda and "rng_cuda" in state:
-            torch.cuda.set_rng_state(state["rng_cuda"], self.ctx.device)
-        if self.ctx.ddp:  # the checkpoint holds rank 0's streams; each rank needs its own
-            self.ctx.seed_streams(self.cfg.train.seed + int(self.step_count))
+        self.load_rng_state(state)
         if self.photos is not None and "photo_sampler" in state:
             self.photo_sampler.load_state_dict(state["photo_sampler"])
             self.monet_sampler.load_state_dict(state["monet_sampler"])

@@ -136,24 +136,16 @@ class GanTask(Task):
         return {"d": loss_d.detach(), "g": loss_g.detach(), "d_real": d_real.detach().float().mean(),
                 "d_fake": d_fake.detach().float().mean()}
 
-    def param_groups(self) -> dict[str, list[dict]]:
-        return {"g": self.opt_g.param_groups, "d": self.opt_d.param_groups}
-
-    def base_lrs(self) -> dict[str, float]:
-        return {"g": self.cfg.train.lr_g, "d": self.cfg.train.lr_d}
-
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
         state = {"G": self.G.state_dict(), "D": self.D.state_dict(), "opt_g": self.opt_g.state_dict(),
                  "opt_d": self.opt_d.state_dict(), "scaler_g": self.scaler_g.state_dict(),
                  "scaler_d": self.scaler_d.state_dict(), "step": self.step_count, "epoch": self.epoch,
-                 "rng_cpu": torch.get_rng_state()}
+                 **self.rng_state()}
         if self.ema is not None:
             state["ema"] = self.ema.state_dict()
         if self.images is not None:
             state["sampler"] = self.sampler.state_dict()
-        if self.ctx.is_cuda:
-            state["rng_cuda"] = torch.cuda.get_rng_state(self.ctx.device)
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -168,11 +160,7 @@ class GanTask(Task):
         self.step_count, self.epoch = int(state["step"]), int(state["epoch"])
         if self.images is not None and "sampler" in state:
             self.sampler.load_state_dict(state["sampler"])
-        torch.set_rng_state(state["rng_cpu"])
-        if self.ctx.is_cuda and "rng_cuda" in state:
-            torch.cuda.set_rng_state(state["rng_cuda"], self.ctx.device)
-        if self.ctx.ddp:  # the checkpoint holds rank 0's streams; each rank needs its own
-            self.ctx.seed_streams(self.cfg.train.seed + int(self.step_count))
+        self.load_rng_state(state)
 
     def load_weights(self, state: dict[str, Any]) -> None:
         """Only what generation needs (G, EMA), e.g. from a checkpoint of another device."""

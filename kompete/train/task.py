@@ -61,12 +61,12 @@ class Task:
         raise NotImplementedError
 
     def param_groups(self) -> dict[str, list[dict]]:
-        """Name -> optimiser param groups whose 'lr' the Trainer scales (e.g. {'g': ..., 'd': ...})."""
-        raise NotImplementedError
+        """Name -> optimiser param groups whose 'lr' the Trainer scales; by default a GAN's `opt_g` and `opt_d`."""
+        return {"g": self.opt_g.param_groups, "d": self.opt_d.param_groups}  # type: ignore[attr-defined]
 
     def base_lrs(self) -> dict[str, float]:
         """Name -> the configured learning rate of each optimiser in `param_groups`."""
-        raise NotImplementedError
+        return {"g": self.cfg.train.lr_g, "d": self.cfg.train.lr_d}
 
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
@@ -75,6 +75,20 @@ class Task:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         raise NotImplementedError
+
+    def rng_state(self) -> dict[str, torch.Tensor]:
+        """The global random streams (noise, augmentation), for a checkpoint."""
+        state = {"rng_cpu": torch.get_rng_state()}
+        if self.ctx.is_cuda:
+            state["rng_cuda"] = torch.cuda.get_rng_state(self.ctx.device)
+        return state
+
+    def load_rng_state(self, state: dict[str, Any]) -> None:
+        torch.set_rng_state(state["rng_cpu"])
+        if self.ctx.is_cuda and "rng_cuda" in state:
+            torch.cuda.set_rng_state(state["rng_cuda"], self.ctx.device)
+        if self.ctx.ddp:  # the checkpoint holds rank 0's streams; each rank needs its own
+            self.ctx.seed_streams(self.cfg.train.seed + int(self.step_count))
 
     def checkpoint_meta(self) -> dict:
         """Small JSON-able facts a checkpoint needs to rebuild the Task without data (n_classes, ...)."""
