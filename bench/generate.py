@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kompete.config import load_config  # noqa: E402
 from kompete.data.augment import to_uint8  # noqa: E402
 from kompete.generate import generate_zip, load_run  # noqa: E402
-from kompete.train import build_task, make_context, task_class  # noqa: E402
+from kompete.algorithms.base import build_task, task_class  # noqa: E402
+from kompete.train.context import make_context  # noqa: E402
 from kompete.train.budget import make_budget  # noqa: E402
 from kompete.train.trainer import Trainer  # noqa: E402
 

@@ -26,13 +26,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kompete.config import load_config  # noqa: E402
 from kompete.registry import LOSSES, MODELS  # noqa: E402
-from kompete.train import build_task, make_context, task_class  # noqa: E402
+from kompete.algorithms.base import build_task, task_class  # noqa: E402
+from kompete.train.context import make_context  # noqa: E402
 from kompete.train.budget import make_budget  # noqa: E402
 from kompete.train.trainer import Trainer  # noqa: E402
 
 RECIPE = "generative-dog-images"
 CPU_SETTINGS = ["data.image_size=32", "train.g_channels=16", "train.d_channels=16", "train.batch_size=32",
-                "train.self_attention=false"]
+                "gan.self_attention=false"]
 
 
 def sync(device: torch.device) -> None:
@@ -79,7 +80,7 @@ def bench_plain(cfg, data, steps: int, warmup: int, workers: int) -> tuple[float
     torch.manual_seed(t.seed)
     built = MODELS.get(t.model)(cfg, max(1, len(data.classes)))
     G, D = built.generator.to(device), built.discriminator.to(device)
-    loss = LOSSES.get(t.loss)(t)
+    loss = LOSSES.get(t.loss)(cfg.algo)
     opt_g = torch.optim.Adam(G.parameters(), t.lr_g, betas=(t.beta1, t.beta2))
     opt_d = torch.optim.Adam(D.parameters(), t.lr_d, betas=(t.beta1, t.beta2))
     loader = torch.utils.data.DataLoader(UInt8Dataset(data.images, data.labels), batch_size=t.batch_size,
@@ -132,8 +133,10 @@ def main() -> None:
     # the dog recipe's model and optimiser, on the offline sample images (no download needed)
     recipe = load_config(RECIPE)
     train_keys = [f"train.{k}={v}" for k, v in recipe.train.__dict__.items()
-                  if k in ("model", "loss", "batch_size", "lr_g", "lr_d", "beta1", "beta2", "z_dim", "g_channels",
-                           "d_channels", "self_attention", "pixel_norm", "minibatch_std", "ema_decay")]
+                  if k in ("model", "loss", "batch_size", "lr_g", "lr_d", "beta1", "beta2", "g_channels",
+                           "d_channels")]
+    train_keys += [f"gan.{k}={v}" for k, v in recipe.algo.__dict__.items()
+                   if k in ("z_dim", "self_attention", "pixel_norm", "minibatch_std", "ema_decay")]
     cfg = load_config("sample-dogs", [*train_keys, "data.image_size=64", *overrides])
     steps = args.steps or (200 if gpu else 40)
     warmup = args.warmup or (20 if gpu else 5)

@@ -11,23 +11,16 @@ import hashlib
 import json
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
-from kompete import paths
+from kompete import algorithms, paths
+from kompete.algorithms import AlgorithmSpec, spec_for_model
 from kompete.errors import ConfigError
-
-
-def opt(default: Any, help: str = "", *, ge: float | None = None, le: float | None = None,
-        gt: float | None = None):
-    """A config field with a documented default and optional numeric bounds."""
-    meta = {"help": help, "ge": ge, "le": le, "gt": gt}
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata=meta)
-    return field(default=default, metadata=meta)
+from kompete.schema import opt
 
 
 # --------------------------------------------------------------------------- sections
@@ -95,10 +88,10 @@ class MetricConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The loop's settings, shared by every GAN family."""
+    """The loop's settings, shared by every algorithm; an algorithm's own keys are in its section."""
 
-    model: str = opt("dcgan", "registered model family")
-    loss: str = opt("hinge", "registered adversarial loss")
+    model: str = opt("dcgan", "what is trained: a model name of a registered algorithm (`kompete config --keys`)")
+    loss: str = opt("hinge", "registered adversarial loss (bce, lsgan, ralsgan, hinge, wgan_gp)")
     batch_size: int = opt(64, "images per step (per GPU)", ge=1)
     lr_g: float = opt(2e-4, "generator learning rate", gt=0)
     lr_d: float = opt(2e-4, "discriminator learning rate", gt=0)
@@ -106,19 +99,11 @@ class TrainConfig:
     beta2: float = opt(0.999, "Adam beta2", ge=0, le=1)
     epochs: int = opt(100, "upper bound on epochs; the time budget usually ends training first", ge=1)
     seed: int = opt(0, "seed for weights, noise and data order")
-    # --- GAN recipe (generate task); every key is read by kompete.train / kompete.models
-    z_dim: int = opt(128, "generator noise dimension", ge=1)
     g_channels: int = opt(64, "generator width (channels of its last hidden layer)", ge=1)
     d_channels: int = opt(64, "discriminator width (channels of its first layer)", ge=1)
-    self_attention: bool = opt(True, "sngan: self-attention block at 32x32 in G and D")
-    pixel_norm: bool = opt(True, "sngan: pixelwise feature normalisation in G (else batch norm)")
-    minibatch_std: bool = opt(True, "sngan: minibatch standard deviation feature in D")
-    d_steps: int = opt(1, "discriminator updates per generator update", ge=1)
-    label_smoothing: float = opt(0.0, "bce: real labels become 1 - this (one-sided)", ge=0, le=0.5)
-    label_noise: float = opt(0.0, "bce: fraction of labels flipped at random", ge=0, le=0.5)
+    d_steps: int = opt(1, "discriminator updates per generator update (n_critic for wgan_gp)", ge=1)
+    g_steps: int = opt(1, "generator updates per step, after the D updates", ge=1)
     diffaugment: str = opt("", "DiffAugment policy for D inputs, e.g. 'color,translation,cutout' ('' = off)")
-    ema_decay: float = opt(0.999, "EMA of G weights (0 = off); generation uses the EMA copy", ge=0, le=0.99999)
-    ema_start: int = opt(0, "step at which the EMA starts averaging (before it, it copies G)", ge=0)
     lr_schedule: Literal["constant", "cosine", "linear"] = opt(
         "constant", "constant, cosine with warm restarts, or linear decay to 0 over the time budget")
     lr_cycles: int = opt(1, "cosine: number of warm-restart cycles over the budget", ge=1)
@@ -128,12 +113,19 @@ class TrainConfig:
                   "continues across resumed runs, e.g. several Kaggle kernels)")
     amp: bool = opt(True, "CUDA only: bf16 on sm_80 and later (A100, H100), else fp16 with a gradient scaler (T4)")
     compile: bool = opt(False, "CUDA only: torch.compile G and D")
-    log_every: int = opt(50, "steps between metrics rows (the only host synchronisation)", ge=1)
+    log_every: int = opt(50, "steps between ticks: a metrics row, the stop decision under DDP (one host sync)", ge=1)
     sample_every_epochs: int = opt(1, "epochs between fixed-noise sample grids", ge=1)
     checkpoint_minutes: float = opt(30.0, "minutes between checkpoints (and one at the end)", gt=0)
     keep_checkpoints: int = opt(2, "checkpoints kept in the run folder", ge=1)
     safety_margin_s: float = opt(120.0, "seconds kept free before the deadline besides generation", ge=0)
     nan_retries: int = opt(3, "restores from the last checkpoint (lr halved) before a non-finite loss stops", ge=0)
+
+
+DEFAULT_MODELS = {"generate": "dcgan", "translate": "cyclegan"}  # train.model when a YAML leaves it out
+
+# Keys that moved into an algorithm's section: a YAML that still has them is told where they went.
+MOVED = {f"train.{k}": f"gan.{k}" for k in ("z_dim", "self_attention", "pixel_norm", "minibatch_std",
+                                            "label_smoothing", "label_noise", "ema_decay", "ema_start")}
 
 
 @dataclass(frozen=True)
@@ -157,26 +149,6 @@ class KernelConfig:
 
 
 @dataclass(frozen=True)
-class CycleGanConfig:
-    """CycleGAN for `translate` competitions (photo -> painting).
-
-    Widths (g_channels, d_channels), Adam settings, the learning-rate schedule and DiffAugment are the
-    shared `train` keys; these are the CycleGAN-only ones.
-    """
-
-    generator: Literal["resnet", "unet"] = opt("resnet", "ResNet (the paper's, best with many epochs) or U-Net "
-                                                          "(reached better MiFID inside a 5 h budget)")
-    n_blocks: int = opt(9, "ResNet generator: residual blocks (9 for 256x256)", ge=0)
-    unet_levels: int = opt(0, "U-Net generator: stride-2 levels; 0 = down to 1x1 (log2 of the image size)", ge=0)
-    d_layers: int = opt(3, "PatchGAN layers; 3 gives 70x70 patches", ge=1)
-    lambda_cycle: float = opt(10.0, "weight of the cycle-consistency L1 loss", ge=0)
-    lambda_identity: float = opt(0.5, "weight of the identity L1 loss, as a fraction of lambda_cycle", ge=0)
-    pool_size: int = opt(50, "fakes kept in the history buffer that feeds the discriminators; 0 = none", ge=0)
-    init_gain: float = opt(0.02, "standard deviation of the N(0, gain) weight initialisation", gt=0)
-    grid_photos: int = opt(8, "fixed photos translated into the side-by-side grid every epoch", ge=1)
-
-
-@dataclass(frozen=True)
 class Config:
     name: str = opt("", "competition slug, as in kaggle.com/c/<name>")
     title: str = opt("", "human-readable title")
@@ -188,13 +160,21 @@ class Config:
     train: TrainConfig = opt(None)
     generate: GenerateConfig = opt(None)
     kernel: KernelConfig = opt(None)
-    cyclegan: CycleGanConfig = opt(None)
+    algo: Any = opt(None, "the section of the algorithm that trains train.model, under that algorithm's name")
+
+    @property
+    def spec(self) -> AlgorithmSpec:
+        return spec_for_model(self.train.model)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The YAML form: the algorithm's section under its own name (`gan:`, `cyclegan:`, `cut:`)."""
+        d = dataclasses.asdict(self)
+        d[self.spec.name] = d.pop("algo")
+        return d
 
 
 REQUIRED = ("name", "task")
+FIXED_SECTIONS = tuple(f.name for f in dataclasses.fields(Config) if f.name != "algo")
 
 
 # --------------------------------------------------------------------------- loading
@@ -240,12 +220,58 @@ def load_config(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) 
 
 
 def config_from_dict(raw: dict[str, Any], origin: str = "<dict>") -> Config:
+    """Validate a raw config: the fixed sections, then the section of the algorithm train.model names."""
     for key in REQUIRED:
         if key not in raw:
             raise ConfigError(f"{origin}: missing required key '{key}'")
-    cfg = _build(Config, raw, origin, "")
+    sections = algorithms.section_names()
+    unknown = sorted(set(raw) - set(FIXED_SECTIONS) - sections)
+    if unknown:
+        raise ConfigError(f"{origin}: unknown key '{unknown[0]}' at the top level; valid keys: "
+                          f"{', '.join([*FIXED_SECTIONS, *sorted(sections)])}")
+    train = raw.get("train") or {}
+    _check_moved(train, origin)
+    if isinstance(train, dict):  # unset model and loss: the task's usual algorithm and its loss
+        train = {"model": DEFAULT_MODELS.get(raw["task"], "dcgan"), **train}
+        spec = spec_for_model(str(train["model"]), origin)
+        if spec.losses:
+            train = {"loss": spec.losses[0], **train}
+    fixed = {k: v for k, v in raw.items() if k not in sections}
+    cfg = _build(Config, {**fixed, "train": train}, origin, "")
+    spec = spec_for_model(cfg.train.model, origin)
+    for other in sorted(sections & set(raw) - {spec.name}):
+        # another algorithm's section may stay in the file (so `--set train.model=cut` works on a Monet YAML
+        # that also tunes cyclegan); it is checked for typos, then neither used nor hashed
+        _build(algorithms.ALGORITHMS.get(other).section, raw[other], origin, other)
+    _check_spec(spec, cfg, origin)
+    section = raw.get(spec.name) or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"{origin}: '{spec.name}' must be a mapping, got {type(section).__name__}")
+    algo = _build(spec.section, {**spec.models[cfg.train.model], **section}, origin, spec.name)
+    cfg = dataclasses.replace(cfg, algo=algo)
     _check_names(cfg, origin)
     return cfg
+
+
+def _check_moved(train: Any, origin: str) -> None:
+    for key in train or {}:
+        if f"train.{key}" in MOVED:
+            raise ConfigError(f"{origin}: 'train.{key}' is now '{MOVED['train.' + key]}' "
+                              f"(a key of the gan algorithm's section)")
+
+
+def _check_spec(spec: AlgorithmSpec, cfg: Config, origin: str) -> None:
+    """What the algorithm accepts of the shared keys: its output kind, its losses, the train keys it reads."""
+    if cfg.task != spec.task:
+        raise ConfigError(f"{origin}: train.model {cfg.train.model!r} ({spec.name}) makes '{spec.task}' output, "
+                          f"but 'task' is {cfg.task!r}")
+    if spec.losses and cfg.train.loss not in spec.losses:
+        raise ConfigError(f"{origin}: 'train.loss' is {cfg.train.loss!r}, but {spec.name} trains with "
+                          f"{' or '.join(repr(x) for x in spec.losses)}")
+    defaults = TrainConfig()
+    for key in spec.ignores:  # a saved config holds every key at its default: only a changed one is a mistake
+        if getattr(cfg.train, key) != getattr(defaults, key):
+            raise ConfigError(f"{origin}: 'train.{key}' does nothing for {spec.name}; remove it")
 
 
 def apply_override(raw: dict[str, Any], item: str, origin: str = "--set") -> None:
@@ -254,10 +280,15 @@ def apply_override(raw: dict[str, Any], item: str, origin: str = "--set") -> Non
         raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.lr_g=1e-4")
     key, _, text = item.partition("=")
     parts = key.strip().split(".")
+    if ".".join(parts) in MOVED:
+        raise ConfigError(f"--set {key}: '{key}' is now '{MOVED[key]}' (a key of the gan algorithm's section)")
     node: Any = raw
     cls: Any = Config
     for i, part in enumerate(parts):
         hints = typing.get_type_hints(cls) if dataclasses.is_dataclass(cls) else {}
+        if cls is Config:
+            hints.pop("algo")
+            hints.update({s.name: s.section for s in algorithms.specs()})
         if part not in hints:
             where = ".".join(parts[:i]) or "the top level"
             raise ConfigError(f"--set {key}: unknown key '{part}' in {where}; valid keys: {', '.join(hints)}")
@@ -371,13 +402,7 @@ def _check_bounds(value: Any, f: dataclasses.Field, origin: str, key: str) -> No
 
 
 def _check_names(cfg: Config, origin: str) -> None:
-    """Names that refer to registries, and relations between keys."""
-    from kompete import models, losses  # noqa: F401  (importing fills the registries)
-    from kompete.registry import LOSSES, MODELS
-
-    for key, value, reg in (("train.model", cfg.train.model, MODELS), ("train.loss", cfg.train.loss, LOSSES)):
-        if len(reg.names()) and value not in reg:
-            raise ConfigError(f"{origin}: '{key}' is {value!r}; choose one of: {', '.join(reg.names())}")
+    """Relations between keys. Registry names (losses, networks) are checked where they are used, with torch."""
     if cfg.output.n_min > cfg.output.n_max:
         raise ConfigError(f"{origin}: 'output.n_min' ({cfg.output.n_min}) exceeds 'output.n_max' ({cfg.output.n_max})")
     if cfg.data.sample is not None and cfg.data.sample.kind != cfg.data.layout:
@@ -404,11 +429,20 @@ def save_config(cfg: Config, path: str | Path) -> Path:
     return Path(path)
 
 
-def describe(cls: Any = Config, prefix: str = "") -> list[tuple[str, str, str]]:
-    """(key, default, help) for every leaf key: the schema a user reads in `kompete config-keys`."""
+def describe(cls: Any = None, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(key, default, help) for every leaf key, each algorithm's section included: `kompete config --keys`."""
+    if cls is None:
+        rows = describe(Config)
+        for spec in algorithms.specs():
+            models = ", ".join(spec.models)
+            rows.append((f"{spec.name}:", "", f"section of the {spec.name} algorithm (train.model: {models})"))
+            rows += describe(spec.section, spec.name)
+        return rows
     rows = []
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
+        if cls is Config and f.name == "algo":
+            continue
         key = _join(prefix, f.name)
         sub = _dataclass_of(hints[f.name])
         if sub is not None:

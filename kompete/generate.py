@@ -1,7 +1,8 @@
 """Submission images from a trained run, encoded straight into the zip (no loose files), deterministic per seed.
 
-`WRITERS` maps `cfg.task` to a function that fills a ZipImageWriter from a Task: "generate" samples
-noise; other tasks (e.g. "translate") register their own writer here.
+The images come from the Task's own writer (`Task.image_batches`: noise for the gan algorithm, the photos
+for translation); this module only resizes them to the competition's size and encodes them while the
+device makes the next batch.
 """
 
 from __future__ import annotations
@@ -9,53 +10,21 @@ from __future__ import annotations
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from kompete.algorithms.base import GenerateOptions, Task, build_task
 from kompete.archive import ZipImageWriter
 from kompete.config import Config, config_from_dict
 from kompete.errors import ConfigError
-from kompete.train import build_task, make_context
 from kompete.train import state as ckpt
-from kompete.train.task import Task
+from kompete.train.context import make_context
 
-
-@dataclass(frozen=True)
-class GenerateOptions:
-    n: int
-    seed: int = 0
-    truncation: float = 0.0
-    batch_size: int = 500
-    progress: bool = True
-    data_dir: str | None = None  # translate: where the photos are (default: the config's data folders)
-
-
-Writer = Callable[[Task, Config, ZipImageWriter, GenerateOptions], int]
-WRITERS: dict[str, Writer] = {}
-
-
-def writer(task_name: str) -> Callable[[Writer], Writer]:
-    def add(fn: Writer) -> Writer:
-        WRITERS[task_name] = fn
-        return fn
-
-    return add
-
-
-def truncated_noise(n: int, dim: int, threshold: float, generator: torch.Generator) -> torch.Tensor:
-    """N(0, 1) noise, with every value beyond +-threshold redrawn until it falls inside (0 = no truncation)."""
-    z = torch.randn(n, dim, generator=generator)
-    if threshold > 0:
-        bad = z.abs() > threshold
-        while bad.any():
-            z[bad] = torch.randn(int(bad.sum()), generator=generator)
-            bad = z.abs() > threshold
-    return z
+__all__ = ["GenerateOptions", "estimate_seconds", "generate_zip", "load_run", "write_zip"]
 
 
 def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -100,64 +69,11 @@ def _write_batches(zw: ZipImageWriter, batches: Iterator[torch.Tensor], n: int, 
     return done
 
 
-@writer("generate")
-def write_generated(task: Task, cfg: Config, zw: ZipImageWriter, opts: GenerateOptions) -> int:
-    """opts.n images from seeded noise; conditional models cycle through the classes in order."""
-    gen = torch.Generator().manual_seed(opts.seed)
-    n_classes = max(1, int(task.meta.get("n_classes", 1)))
-
-    def batches() -> Iterator[torch.Tensor]:
-        for done in range(0, opts.n, opts.batch_size):
-            b = min(opts.batch_size, opts.n - done)
-            z = truncated_noise(b, task.z_dim, opts.truncation, gen)  # type: ignore[attr-defined]
-            y = torch.arange(done, done + b) % n_classes
-            yield _resize(task.generate(z, y), cfg.output.image_size)  # type: ignore[attr-defined]
-
-    return _write_batches(zw, batches(), opts.n, "generate", opts.progress)
-
-
-@writer("translate")
-def write_translated(task: Task, cfg: Config, zw: ZipImageWriter, opts: GenerateOptions) -> int:
-    """Every photo through the photo -> painting generator, in order; past the last photo, the photos again,
-    mirrored (so up to twice as many distinct images as photos). Deterministic: no noise involved."""
-    from kompete.data.augment import to_float, to_uint8
-    from kompete.train.context import eval_mode
-
-    photos = _photos(task, cfg, opts.data_dir)  # uint8 NCHW, on the task's device when it trains on them
-    n_photos = len(photos)
-    if opts.n > 2 * n_photos:
-        raise ConfigError(f"{opts.n} translations asked for, but {n_photos} photos give at most {2 * n_photos} "
-                          "(each photo and its mirror image)")
-    ctx = task.ctx
-    G = task.generator_for_inference()
-
-    def batches() -> Iterator[torch.Tensor]:
-        for done in range(0, opts.n, opts.batch_size):
-            order = torch.arange(done, min(done + opts.batch_size, opts.n))
-            x = photos[(order % n_photos).to(photos.device)]
-            if x.device != ctx.device:
-                x = (x.pin_memory() if ctx.is_cuda else x).to(ctx.device, non_blocking=True)
-            mirror = (order >= n_photos).to(ctx.device)
-            x = to_float(x)
-            x = ctx.images(torch.where(mirror[:, None, None, None], x.flip(3), x))
-            with ctx.autocast():
-                y = G(x)
-            yield _resize(to_uint8(y.float()), cfg.output.image_size)
-
-    with eval_mode(G), torch.no_grad():
-        return _write_batches(zw, batches(), opts.n, "translate", opts.progress)
-
-
-def _photos(task: Task, cfg: Config, data_dir: str | None) -> torch.Tensor:
-    """The photos to translate as uint8 NCHW: the training task's own copy, else read (cached) from disk."""
-    held = getattr(task, "photos", None)
-    if held is not None:
-        return held
-    from kompete.data import resolve_data_dir
-    from kompete.data.monet import load_domain
-
-    photos = load_domain(cfg, resolve_data_dir(cfg, data_dir) / cfg.data.source_dir, progress=False)
-    return torch.from_numpy(photos.images).permute(0, 3, 1, 2)
+def fill_zip(task: Task, cfg: Config, zw: ZipImageWriter, opts: GenerateOptions) -> int:
+    """The Task's images, at the competition's size, into an open zip writer; returns the count."""
+    size = cfg.output.image_size
+    batches = (_resize(b, size) for b in task.image_batches(opts))
+    return _write_batches(zw, batches, opts.n, cfg.spec.task, opts.progress)
 
 
 def load_run(where: str | Path, device: str | None = None, overrides: dict | None = None) -> tuple[Config, Task, Path]:
@@ -170,22 +86,19 @@ def load_run(where: str | Path, device: str | None = None, overrides: dict | Non
     cfg = config_from_dict(raw, origin=str(path))
     ctx = make_context(cfg, device)
     task = build_task(cfg, ctx, None, payload.get("meta"))
-    load = getattr(task, "load_weights", task.load_state_dict)
-    load(payload["task"])
+    task.load_weights(payload["task"])
     return cfg, task, path
 
 
 def write_zip(task: Task, cfg: Config, out: str | Path, opts: GenerateOptions) -> Path:
-    """Fill `out` (atomically) with opts.n images by the writer registered for cfg.task."""
-    if cfg.task not in WRITERS:
-        raise ConfigError(f"no image writer for task {cfg.task!r}; known: {', '.join(sorted(WRITERS))}")
+    """Fill `out` (atomically) with opts.n images from the Task's writer."""
     if not cfg.output.n_min <= opts.n <= cfg.output.n_max:
         raise ConfigError(f"{opts.n} images is outside what {cfg.name} accepts "
                           f"({cfg.output.n_min}-{cfg.output.n_max})")
     with ZipImageWriter(out, cfg.output.format, cfg.output.jpeg_quality) as zw:
-        count = WRITERS[cfg.task](task, cfg, zw, opts)
+        count = fill_zip(task, cfg, zw, opts)
         if count != opts.n or zw.count != opts.n:
-            raise ConfigError(f"the {cfg.task} writer produced {zw.count} images, expected {opts.n}")
+            raise ConfigError(f"the {cfg.spec.name} writer produced {zw.count} images, expected {opts.n}")
     return Path(out)
 
 
@@ -209,8 +122,6 @@ def estimate_seconds(task: Task, cfg: Config, probe: int = 256) -> float:
 
     A small untimed warm-up first (first calls pay for allocation, cudnn autotuning, thread start-up).
     """
-    if cfg.task not in WRITERS:
-        return 0.0
     n = cfg.generate.n_images
     probe = min(n, probe)
     with tempfile.TemporaryDirectory() as tmp:
@@ -220,6 +131,6 @@ def estimate_seconds(task: Task, cfg: Config, probe: int = 256) -> float:
                                    batch_size=min(cfg.generate.batch_size, size), progress=False)
             start = time.perf_counter()
             with ZipImageWriter(Path(tmp) / "probe.zip", cfg.output.format, cfg.output.jpeg_quality) as zw:
-                WRITERS[cfg.task](task, cfg, zw, opts)
+                fill_zip(task, cfg, zw, opts)
             times.append(time.perf_counter() - start)
     return times[-1] * n / probe

@@ -1,27 +1,47 @@
 """Adversarial losses, registered by name in kompete.registry.LOSSES.
 
-Each entry is a builder `build(train_cfg) -> AdversarialLoss`. A loss turns D's logits on a real and
-a fake batch into D's and G's objectives. Relativistic losses need D(real) in G's step too
-(`needs_real_for_g`). All maths is on tensors: no host sync.
+Each entry is a builder `build(section) -> AdversarialLoss`, given the algorithm's config section (the
+`gan:` keys: label smoothing, the penalty weight). A loss sees the discriminator, not only its logits:
+`discriminator_loss(D, real, fake)` and `generator_loss(D, real, fake)` run D themselves, so a penalty
+that needs D's input gradients (WGAN-GP, R1) lives here with the rest of its loss. `D` is a callable
+images -> logits that already holds the augmentation and the class labels. Subclasses usually define
+only the logit maths `d(real, fake)` and `g(real, fake)`. All maths is on tensors: no host sync.
 """
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import torch
 import torch.nn.functional as F
 
-from kompete.config import TrainConfig
 from kompete.registry import LOSSES
+
+Critic = Callable[[torch.Tensor], torch.Tensor]
 
 
 class AdversarialLoss:
-    needs_real_for_g = False
+    needs_real_for_g = False  # relativistic losses compare with D(real) in G's step too
 
     def d(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def g(self, real: torch.Tensor | None, fake: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def discriminator_loss(self, D: Critic, real: torch.Tensor,
+                           fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """D's objective on a real and a (detached) fake batch, with the logits for the D-output curves."""
+        real_logits, fake_logits = D(real), D(fake)
+        return self.d(real_logits, fake_logits), real_logits, fake_logits
+
+    def generator_loss(self, D: Critic, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """G's objective; D is frozen by the caller, gradients flow through `fake` only."""
+        real_logits = None
+        if self.needs_real_for_g:
+            with torch.no_grad():
+                real_logits = D(real)
+        return self.g(real_logits, D(fake))
 
 
 class BCELoss(AdversarialLoss):
@@ -77,20 +97,20 @@ class HingeLoss(AdversarialLoss):
 
 
 @LOSSES.register("bce")
-def build_bce(t: TrainConfig) -> AdversarialLoss:
-    return BCELoss(t.label_smoothing, t.label_noise)
+def build_bce(section: Any) -> AdversarialLoss:
+    return BCELoss(section.label_smoothing, section.label_noise)
 
 
 @LOSSES.register("lsgan")
-def build_lsgan(t: TrainConfig) -> AdversarialLoss:
+def build_lsgan(section: Any = None) -> AdversarialLoss:
     return LSGANLoss()
 
 
 @LOSSES.register("ralsgan")
-def build_ralsgan(t: TrainConfig) -> AdversarialLoss:
+def build_ralsgan(section: Any = None) -> AdversarialLoss:
     return RaLSGANLoss()
 
 
 @LOSSES.register("hinge")
-def build_hinge(t: TrainConfig) -> AdversarialLoss:
+def build_hinge(section: Any = None) -> AdversarialLoss:
     return HingeLoss()

@@ -44,7 +44,7 @@ def run_competition(cfg: Config, run_dir: Path, train_seconds: float, score: boo
         click.echo("  " + "\n  ".join(summary.lines()))
 
     _step(f"{cfg.name}: train for {train_seconds:.0f} s ({cfg.train.model}, {cfg.train.loss} loss)")
-    result = train_run(cfg, run_dir, make_budget(cfg, train_seconds), fresh=True, reserve_generation=False)
+    result = train_run(cfg, run_dir, make_budget(cfg, train_seconds), fresh=True)
     assert result is not None  # a single process is always rank 0
     click.echo("  " + "\n  ".join(result.lines()))
     click.echo(f"  loss curves, D outputs and sample grids: {run_dir}")

@@ -23,11 +23,13 @@ class Registry(Generic[T]):
 
         return add
 
-    def get(self, name: str) -> T:
+    def get(self, name: str, key: str = "") -> T:
+        """The entry; an unknown name is a ConfigError listing the valid ones (naming the config `key`)."""
         try:
             return self._items[name]
         except KeyError:
-            raise ConfigError(f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}") from None
+            what = f"'{key}' is {name!r}" if key else f"unknown {self.kind} {name!r}"
+            raise ConfigError(f"{what}; choose one of: {', '.join(self.names())}") from None
 
     def names(self) -> list[str]:
         return sorted(self._items)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -85,5 +87,50 @@ def test_unknown_competition_lists_the_known_ones():
 
 
 def test_dict_configs_get_defaults():
-    cfg = config_from_dict({"name": "x", "task": "translate"})
+    cfg = config_from_dict({"name": "x", "task": "generate"})
     assert cfg.data.layout == "dogs" and cfg.output.archive == "images.zip"
+
+
+# --------------------------------------------------------------------------- algorithm sections
+
+
+def test_the_algorithm_section_is_validated_after_the_model_names_its_algorithm():
+    cfg = load_config("sample-monet", ["train.model=cut"])
+    assert cfg.spec.name == "cut" and cfg.algo.lambda_nce == 1.0 and cfg.algo.nce_idt
+    fast = load_config("sample-monet", ["train.model=fastcut"])
+    assert fast.algo.lambda_nce == 10.0 and not fast.algo.nce_idt  # FastCUT's defaults
+    assert load_config("sample-monet", ["train.model=fastcut", "cut.lambda_nce=3"]).algo.lambda_nce == 3.0
+    with pytest.raises(ConfigError, match="unknown key 'cut.lambda_cycle' in 'cut'"):
+        config_from_dict({"name": "x", "task": "translate", "train": {"model": "cut", "loss": "lsgan"},
+                          "cut": {"lambda_cycle": 1}})
+
+
+def test_another_algorithms_section_is_checked_but_neither_used_nor_hashed():
+    # sample-monet.yaml tunes cyclegan; training CUT from it ignores that section, typos in it still fail
+    cut = load_config("sample-monet", ["train.model=cut"])
+    assert "cyclegan" not in cut.to_dict() and cut.to_dict()["cut"]["lambda_nce"] == 1.0
+    assert config_hash(cut) == config_hash(load_config("sample-monet", ["train.model=cut", "cyclegan.n_blocks=5"]))
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({"name": "x", "task": "generate", "cyclegan": {"z_dim": 2}}, origin="x.yaml")
+    assert "x.yaml: unknown key 'cyclegan.z_dim' in 'cyclegan'" in err.value.render()
+
+
+def test_keys_that_moved_into_the_gan_section_say_where_they_went():
+    with pytest.raises(ConfigError, match="'train.z_dim' is now 'gan.z_dim'"):
+        load_config("sample-dogs", ["train.z_dim=32"])
+    with pytest.raises(ConfigError, match="'train.ema_decay' is now 'gan.ema_decay'"):
+        config_from_dict({"name": "x", "task": "generate", "train": {"ema_decay": 0.9}})
+
+
+def test_only_the_sections_in_use_are_hashed():
+    base = load_config("sample-dogs")
+    assert "cyclegan" not in base.to_dict() and "gan" in base.to_dict()
+    assert config_hash(load_config("sample-dogs", ["gan.z_dim=32"])) != config_hash(base)
+
+
+def test_reading_a_config_imports_no_torch():
+    code = ("import sys; from kompete.config import load_config, describe; "
+            "[load_config(n) for n in ('sample-dogs', 'sample-monet', 'generative-dog-images')]; describe(); "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -5,15 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kompete.config import CycleGanConfig, load_config
+from kompete.algorithms.cyclegan import CycleGanConfig
+from kompete.config import load_config
 from kompete.errors import ConfigError
 from kompete.models.cyclegan import CycleGan, PatchDiscriminator, ResnetGenerator, UnetGenerator, build_generator
 from kompete.models.image_pool import ImagePool
-from kompete.registry import MODELS
 
 
 def test_cyclegan_is_registered_for_the_translate_task():
-    assert MODELS.get("cyclegan").task == "translate"
+    spec = load_config("sample-monet").spec
+    assert (spec.name, spec.task, list(spec.models)) == ("cyclegan", "translate", ["cyclegan"])
 
 
 @pytest.mark.parametrize("kind", ["resnet", "unet"])
@@ -127,12 +128,9 @@ def test_a_bad_cyclegan_value_is_a_clear_error():
         load_config("sample-monet", ["cyclegan.lambda_cycle=-1"])
 
 
-def test_the_translate_task_needs_the_cyclegan_model_and_lsgan():
-    from kompete.train.context import make_context
-    from kompete.train.cyclegan import CycleGanTask
-
-    for overrides, message in ((["train.model=dcgan"], "set train.model to 'cyclegan'"),
-                               (["train.loss=hinge"], "train.loss 'lsgan'")):
-        cfg = load_config("sample-monet", overrides)
+def test_the_translate_task_needs_a_translation_model_and_lsgan():
+    for overrides, message in ((["train.model=dcgan"], "'task' is 'translate'"),
+                               (["train.loss=hinge"], "cyclegan trains with 'lsgan'"),
+                               (["train.d_steps=2"], "'train.d_steps' does nothing for cyclegan")):
         with pytest.raises(ConfigError, match=message):
-            CycleGanTask(cfg, make_context(cfg, "cpu"))
+            load_config("sample-monet", overrides)

@@ -13,7 +13,7 @@ from PIL import Image
 from kompete.config import load_config
 from kompete.data import load_domains
 from kompete.train.context import make_context
-from kompete.train.cyclegan import CycleGanTask
+from kompete.algorithms.cyclegan.task import CycleGanTask
 
 TINY = ["data.image_size=32", "data.load_size=36", "data.sample.n_images=24", "data.sample.n_target=8",
         "data.sample.image_size=32", "train.batch_size=2", "train.g_channels=4", "train.d_channels=4",

@@ -19,18 +19,20 @@ from kompete import losses, models  # noqa: F401  (fill the registries before pa
 from kompete.config import load_config
 from kompete.data.diffaugment import diff_augment, parse_policy
 from kompete.errors import ConfigError, TrainingError
-from kompete.generate import GenerateOptions, generate_zip, truncated_noise, write_zip
+from kompete.algorithms.gan.task import truncated_noise
+from kompete.generate import GenerateOptions, generate_zip, write_zip
 from kompete.models import EMA
 from kompete.registry import LOSSES, MODELS
-from kompete.train import build_task, make_context, task_class
+from kompete.algorithms.base import build_task, task_class
+from kompete.train.context import make_context
 from kompete.train import state as ckpt
 from kompete.train.budget import make_budget, parse_duration, set_reserve
 from kompete.train.monitor import read_metrics
 from kompete.train.trainer import Trainer
 from tests.conftest import REPO, run_kompete
 
-TINY = ["data.image_size=16", "train.g_channels=8", "train.d_channels=8", "train.z_dim=16", "train.batch_size=16",
-        "train.log_every=2", "output.n_min=1", "generate.batch_size=16", "train.ema_decay=0.9"]
+TINY = ["data.image_size=16", "train.g_channels=8", "train.d_channels=8", "gan.z_dim=16", "train.batch_size=16",
+        "train.log_every=2", "output.n_min=1", "generate.batch_size=16", "gan.ema_decay=0.9"]
 
 
 def tiny_cfg(*extra: str):
@@ -71,12 +73,15 @@ def train(cfg, data, run_dir, steps, on_step=None, resume=None, seconds=600.0):
 # --------------------------------------------------------------------------- models and losses
 
 
-@pytest.mark.parametrize("model", [m for m in MODELS.names() if MODELS.get(m).task == "generate"])
+def test_the_gan_algorithm_lists_every_registered_network():
+    assert sorted(load_config("sample-dogs").spec.models) == MODELS.names()
+
+
+@pytest.mark.parametrize("model", MODELS.names())
 def test_every_model_maps_noise_to_images_and_scores_them(model, dogs16):
     cfg = tiny_cfg(f"train.model={model}")
     built = MODELS.get(model)(cfg, 4)
-    assert MODELS.get(model).task == "generate"
-    z, y = torch.randn(4, cfg.train.z_dim), torch.tensor([0, 1, 2, 3])
+    z, y = torch.randn(4, cfg.algo.z_dim), torch.tensor([0, 1, 2, 3])
     x = built.generator(z, y)
     assert x.shape == (4, 3, 16, 16) and x.abs().max() <= 1
     logits = built.discriminator(x, y)
@@ -87,7 +92,7 @@ def test_every_model_maps_noise_to_images_and_scores_them(model, dogs16):
 
 @pytest.mark.parametrize("name", LOSSES.names())
 def test_every_loss_gives_finite_gradients_in_the_right_direction(name):
-    loss = LOSSES.get(name)(tiny_cfg().train)
+    loss = LOSSES.get(name)(tiny_cfg().algo)
     # logits inside every loss's active region: fake ones D should push down, G up
     real = torch.tensor([0.2, 0.1, 0.3], requires_grad=True)
     fake = torch.tensor([0.3, 0.5, 0.4], requires_grad=True)
@@ -251,7 +256,7 @@ def poison(trainer):
 
 
 def test_a_non_finite_loss_restores_the_last_checkpoint_with_a_lower_lr(dogs16, tmp_path):
-    cfg = tiny_cfg("train.ema_decay=0")
+    cfg = tiny_cfg("gan.ema_decay=0")
     fired = []
 
     def once(trainer):
@@ -267,7 +272,7 @@ def test_a_non_finite_loss_restores_the_last_checkpoint_with_a_lower_lr(dogs16, 
 
 
 def test_repeated_non_finite_losses_stop_with_a_clear_error_keeping_checkpoints(dogs16, tmp_path):
-    cfg = tiny_cfg("train.nan_retries=2", "train.ema_decay=0")
+    cfg = tiny_cfg("train.nan_retries=2", "gan.ema_decay=0")
     with pytest.raises(TrainingError, match="non-finite loss .* after 2 restores"):
         train(cfg, dogs16, tmp_path, 50, on_step=poison)
     assert ckpt.find_checkpoint(tmp_path).name == "step-00000000.pt"
@@ -369,8 +374,13 @@ def test_cli_bad_settings_are_one_clear_error(tmp_path):
     assert r.returncode != 0 and r.stderr.startswith("Error:") and "Traceback" not in r.stderr
 
 
+def test_an_unknown_loss_is_a_config_error_before_any_data_is_read():
+    with pytest.raises(ConfigError) as err:
+        task_class(tiny_cfg("train.loss=wasserstein"))
+    assert "'train.loss' is 'wasserstein'; choose one of: bce" in err.value.render()
+
+
 @pytest.mark.parametrize("setting, message", [
-    ("train.loss=wasserstein", "'train.loss' is 'wasserstein'; choose one of: bce"),
     ("train.lr_g=fast", "'train.lr_g' must be a number"),
     ("train.lr_schedule=sawtooth", "'train.lr_schedule' must be one of constant, cosine, linear"),
     ("generate.truncation=-1", "'generate.truncation' must be >= 0"),

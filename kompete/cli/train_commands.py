@@ -50,10 +50,12 @@ def train(competition: str, data_dir: str | None, run_dir: Path | None, time_bud
 
     cfg = config_for(competition, overrides)
     budget = make_budget(cfg, parse_duration(time_budget) if time_budget else None)
+    from kompete.generate import estimate_seconds
     from kompete.train.run import train_run
 
     result = train_run(cfg, run_dir or default_run_dir(cfg.name), budget, data_dir=data_dir, resume=resume,
-                       fresh=fresh, max_steps=max_steps, device=device, progress=not quiet)
+                       fresh=fresh, max_steps=max_steps, device=device, progress=not quiet,
+                       generation_estimate=estimate_seconds)
     if result is None:  # not the main DDP rank
         return
     click.echo("\n".join(result.lines()))

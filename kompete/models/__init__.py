@@ -1,13 +1,10 @@
-"""GAN model families, registered by name in kompete.registry.MODELS.
-
-Each entry is a builder `build(cfg, n_classes) -> GanModels` with a `task` attribute naming the
-`cfg.task` it serves ("generate" for noise -> image models); `cyclegan` is a module class with
-`task = "translate"`, built by its own task (kompete.train.cyclegan).
+"""Networks. The noise -> image families register builders `build(cfg, n_classes) -> GanModels` by name in
+kompete.registry.MODELS (the gan algorithm's `train.model` values); translation networks (CycleGAN, CUT)
+are plain modules their algorithms build.
 """
 
-from kompete.models.base import GanModels, model_builder
+from kompete.models.base import GanModels, gan_family
 from kompete.models import dcgan, sngan  # noqa: F401,E402  (importing registers them)
-from kompete.models import cyclegan  # noqa: F401,E402  (registers "cyclegan")
 from kompete.models.ema import EMA
 
-__all__ = ["EMA", "GanModels", "model_builder"]
+__all__ = ["EMA", "GanModels", "gan_family"]

@@ -1,4 +1,4 @@
-"""What a model builder returns, and the registration helper that records the task it serves."""
+"""What a GAN-family model builder returns, and the helper that registers a family in MODELS."""
 
 from __future__ import annotations
 
@@ -21,18 +21,8 @@ class GanModels:
     n_classes: int = 0
 
 
-def model_builder(name: str, task: str) -> Callable:
-    """Register `fn(cfg, n_classes) -> GanModels` under `name`, marking the task it serves."""
-
-    def add(fn: Callable) -> Callable:
-        fn.task = task  # type: ignore[attr-defined]
-        return MODELS.register(name)(fn)
-
-    return add
-
-
 def gan_family(name: str, make_nets: Callable) -> None:
-    """Register `name` and its class-conditional twin `name_cond` for the generate task.
+    """Register `name` and its class-conditional twin `name_cond` (the gan algorithm lists both in its spec).
 
     `make_nets(cfg, n_classes)` returns (G, D); n_classes is 0 for the unconditional model.
     """
@@ -42,13 +32,13 @@ def gan_family(name: str, make_nets: Callable) -> None:
             g, d = make_nets(cfg, nc)
             init_weights(g)
             init_weights(d)
-            return GanModels(g, d, cfg.train.z_dim, conditional, nc)
+            return GanModels(g, d, cfg.algo.z_dim, conditional, nc)
 
         builder.__name__ = builder.__qualname__ = f"build_{name}{'_cond' if conditional else ''}"
         return builder
 
-    model_builder(name, task="generate")(build(False))
-    model_builder(f"{name}_cond", task="generate")(build(True))
+    MODELS.register(name)(build(False))
+    MODELS.register(f"{name}_cond")(build(True))
 
 
 def up_steps(image_size: int) -> int:

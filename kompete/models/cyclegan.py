@@ -12,10 +12,10 @@ import math
 import torch
 from torch import nn
 
-from kompete.config import Config, CycleGanConfig
+from kompete.algorithms.cyclegan import CycleGanConfig
+from kompete.config import Config
 from kompete.errors import ConfigError
 from kompete.models.base import init_weights
-from kompete.registry import MODELS
 
 
 def _norm(channels: int) -> nn.Module:
@@ -127,11 +127,8 @@ def build_generator(c: CycleGanConfig, image_size: int, channels: int = 64) -> n
     return UnetGenerator(channels, n_down)
 
 
-@MODELS.register("cyclegan")
 class CycleGan(nn.Module):
     """The four networks of a CycleGAN, as one module so one state_dict holds them all."""
-
-    task = "translate"
 
     def __init__(self, c: CycleGanConfig, image_size: int, g_channels: int = 64, d_channels: int = 64):
         super().__init__()
@@ -143,7 +140,7 @@ class CycleGan(nn.Module):
 
     @classmethod
     def from_config(cls, cfg: Config) -> "CycleGan":
-        return cls(cfg.cyclegan, cfg.data.image_size, cfg.train.g_channels, cfg.train.d_channels)
+        return cls(cfg.algo, cfg.data.image_size, cfg.train.g_channels, cfg.train.d_channels)
 
     def discriminators_learn(self, flag: bool) -> None:
         """Freeze the discriminators for the generators' step (their gradients would be wasted work)."""

@@ -59,7 +59,7 @@ class Discriminator(nn.Module):
 
 def _nets(cfg: Config, n_classes: int) -> tuple[nn.Module, nn.Module]:
     t, size = cfg.train, cfg.data.image_size
-    return Generator(t.z_dim, t.g_channels, size, n_classes), Discriminator(t.d_channels, size, n_classes)
+    return Generator(cfg.algo.z_dim, t.g_channels, size, n_classes), Discriminator(t.d_channels, size, n_classes)
 
 
 gan_family("dcgan", _nets)

@@ -122,9 +122,9 @@ class Discriminator(nn.Module):
 
 
 def _nets(cfg: Config, n_classes: int) -> tuple[nn.Module, nn.Module]:
-    t, size = cfg.train, cfg.data.image_size
-    return (Generator(t.z_dim, t.g_channels, size, n_classes, t.self_attention, t.pixel_norm),
-            Discriminator(t.d_channels, size, n_classes, t.self_attention, t.minibatch_std))
+    t, g, size = cfg.train, cfg.algo, cfg.data.image_size
+    return (Generator(g.z_dim, t.g_channels, size, n_classes, g.self_attention, g.pixel_norm),
+            Discriminator(t.d_channels, size, n_classes, g.self_attention, g.minibatch_std))
 
 
 gan_family("sngan", _nets)

@@ -1,10 +1,4 @@
-"""Training: the Task contract, the time-budgeted Trainer, checkpoints, and the GAN task for `generate`."""
+"""Training: the time-budgeted Trainer, its callbacks, checkpoints, budgets and device context.
 
-from kompete.train.context import Context, make_context
-from kompete.train.task import TASKS, IndexSampler, Task, build_task, task_class
-
-# importing the task modules registers them in TASKS
-from kompete.train import gan  # noqa: F401,E402
-from kompete.train import cyclegan  # noqa: F401,E402
-
-__all__ = ["TASKS", "Context", "IndexSampler", "Task", "build_task", "make_context", "task_class"]
+What is trained lives in kompete.algorithms; this package never learns the difference between them.
+"""

@@ -4,42 +4,46 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Callable, Sequence
 
 import click
 
+from kompete.algorithms.base import Task, build_task, load_data, task_class
 from kompete.config import Config
 from kompete.train import state as ckpt
 from kompete.train.budget import Budget, set_reserve
+from kompete.train.callbacks import Callback, default_callbacks
 from kompete.train.context import make_context
-from kompete.train.task import build_task, task_class
 from kompete.train.trainer import Trainer, TrainResult
 
 
 def train_run(cfg: Config, run_dir: str | Path, budget: Budget, data_dir: str | None = None,
               resume: str | Path | None = None, fresh: bool = False, max_steps: int | None = None,
               device: str | None = None, progress: bool = True,
-              reserve_generation: bool = True) -> TrainResult | None:
+              generation_estimate: Callable[[Task, Config], float] | None = None,
+              callbacks: Sequence[Callback] = ()) -> TrainResult | None:
     """Train until the budget's window closes; returns None on DDP ranks other than 0.
 
-    With `reserve_generation` the window closes early enough for generation to fit in the budget too;
-    without it, the whole budget trains (the demo times training alone).
+    `generation_estimate(task, cfg)` (kompete.generate.estimate_seconds: the same writer generation will
+    use) reserves time so that generation fits in the budget too; without it, the whole budget trains.
+    `callbacks` run after the default ones (metrics.csv, sample grids, plots).
 
     Without --resume, a run folder that already holds checkpoints is continued (a preempted or
     interrupted run picks up where it stopped); `fresh` discards them first.
     """
     run_dir = Path(run_dir)
+    task_class(cfg)  # the algorithm's code and names resolve before any work starts
     ctx = make_context(cfg, device)
     try:
         if fresh and ctx.is_main:
             shutil.rmtree(run_dir / ckpt.CHECKPOINT_DIR, ignore_errors=True)
             (run_dir / "metrics.csv").unlink(missing_ok=True)
-        data = task_class(cfg).load_data(cfg, data_dir, progress=progress and ctx.is_main)
+        data = load_data(cfg, data_dir, progress=progress and ctx.is_main)
         task = build_task(cfg, ctx, data)
-        from kompete.generate import estimate_seconds
-
-        if reserve_generation:
-            set_reserve(budget, estimate_seconds(task, cfg), cfg.train.safety_margin_s)
-        trainer = Trainer(cfg, task, run_dir, budget, progress=progress, max_steps=max_steps)
+        if generation_estimate is not None:
+            set_reserve(budget, generation_estimate(task, cfg), cfg.train.safety_margin_s)
+        trainer = Trainer(cfg, task, run_dir, budget, progress=progress, max_steps=max_steps,
+                          callbacks=[*default_callbacks(), *callbacks])
         source = resume if resume is not None else (run_dir if ckpt.list_checkpoints(run_dir) else None)
         if ctx.is_main:
             for note in ctx.notes:

@@ -1,8 +1,11 @@
 """The one training loop: time-budgeted, checkpointing, NaN-guarded, signal-safe. It never learns the GAN maths.
 
-Per step it only enqueues device work (`task.step` returns device tensors); every `log_every` steps it
-stacks the pending losses and reads them once (the only host sync), checks they are finite, and writes
-a metrics row. The clock (host time, cheap) decides when to stop.
+Per step it only enqueues device work (`task.step` returns device tensors). The loop asks one question
+before every step, `stop_reason()` (epochs, max steps, signal, deadline; under DDP the ranks agree on the
+last two at ticks, so all stop at the same step), and every `train.log_every` steps it ticks: read the
+pending losses once (the only host sync) and check they are finite, checkpoint when due, update the
+progress bar, then hand the metrics row to the callbacks (metrics.csv, grids, plots, evaluations). The
+clock (host time, cheap) decides when to stop.
 """
 
 from __future__ import annotations
@@ -12,20 +15,19 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import click
 import torch
 
+from kompete.algorithms.base import Task
 from kompete.config import Config, save_config
 from kompete.errors import TrainingError
 from kompete.train import state as ckpt
 from kompete.train.budget import Budget
-from kompete.train.monitor import MetricsLog, Progress, plot_metrics, save_grid
+from kompete.train.callbacks import Callback, StepHook, default_callbacks
+from kompete.train.monitor import Progress
 from kompete.train.schedule import lr_factor
-from kompete.train.task import Task
-
-
 @dataclass
 class TrainResult:
     steps: int
@@ -50,19 +52,25 @@ class TrainResult:
 class Trainer:
     """Runs `task` until the budget's training window closes, the epoch cap, or a signal.
 
+    `callbacks` (default: metrics.csv, sample grids, loss plots) do everything around the loop.
     `on_step(trainer)` (optional) is called after every step; tests use it to inject faults.
     `max_steps` caps the run (tests, benchmarks).
     """
 
     def __init__(self, cfg: Config, task: Task, run_dir: str | Path, budget: Budget, progress: bool = True,
-                 on_step: Callable[["Trainer"], None] | None = None, max_steps: int | None = None):
+                 callbacks: Sequence[Callback] | None = None, on_step: Callable[["Trainer"], None] | None = None,
+                 max_steps: int | None = None):
         self.cfg, self.task, self.budget = cfg, task, budget
         self.run_dir = Path(run_dir)
-        self.progress, self.on_step, self.max_steps = progress, on_step, max_steps
+        self.progress, self.max_steps = progress, max_steps
+        self.callbacks: list[Callback] = list(default_callbacks() if callbacks is None else callbacks)
+        if on_step is not None:
+            self.callbacks.append(StepHook(on_step))
         self.lr_scale = 1.0
         self.nan_restores = 0
         self.last_checkpoint: Path | None = None
         self.stop_signal: int | None = None
+        self._agreed_stop: str | None = None  # DDP: what the ranks agreed on at the last tick
         self._pending: list[dict[str, torch.Tensor]] = []
         self._reset_rate_window()
 
@@ -83,86 +91,112 @@ class Trainer:
 
     # ----------------------------------------------------------------- loop
     def run(self) -> TrainResult:
-        t, task, ctx = self.cfg.train, self.task, self.task.ctx
-        main = ctx.is_main
-        if main:
+        task = self.task
+        if task.ctx.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_config(self.cfg, self.run_dir / "config.yaml")
-        fields = ["step", "epoch", *task.loss_names, *[f"lr_{k}" for k in task.base_lrs()],
-                  "images_per_s", "elapsed_s", "time_left_s"]
-        log = MetricsLog(self.run_dir / "metrics.csv", fields) if main else None
-        bar = Progress(self.budget.train_seconds, self.progress and main)
-        restore = self._install_signals()
-        start = time.monotonic()
-        start_step = task.step_count
+        self.bar = Progress(self.budget.train_seconds, self.progress and task.ctx.is_main)
+        restore_signals = self._install_signals()
+        self.start_time = time.monotonic()
+        self.start_step = task.step_count
         self._reset_rate_window()  # a resume since __init__ moved the step count
-        last_ckpt_time = start
-        last_epoch = task.epoch
-        reason = "deadline"
+        self._last_ckpt_time = self.start_time
+        self._last_epoch = task.epoch
         try:
             if self.last_checkpoint is None:
                 self._checkpoint()  # step 0: something to restore if the very first steps blow up
-            while True:
-                now = time.monotonic()
-                if task.epoch >= t.epochs:
-                    reason = "epochs"
-                    break
-                if self.max_steps is not None and task.step_count >= self.max_steps:
-                    reason = "max_steps"
-                    break
-                # alone, the clock and signals are checked every step (host time: no sync); under DDP the
-                # ranks agree on them at log steps instead, so that all stop at the same step
-                if not ctx.ddp:
-                    if self.stop_signal is not None:
-                        reason = "signal"
-                        break
-                    if now >= self.budget.train_end:
-                        break
-                if t.lr_over == "epochs":  # survives resumes: the step count comes from the checkpoint
-                    progress = task.step_count / max(1, task.steps_per_epoch * t.epochs)
-                else:
-                    progress = (now - self.budget.start) / max(1e-9, self.budget.train_seconds)
-                self._set_lrs(lr_factor(t, progress) * self.lr_scale)
-                batch = task.next_batch()
-                if task.epoch != last_epoch:
-                    last_epoch = task.epoch
-                    if main and task.epoch % t.sample_every_epochs == 0:
-                        save_grid(task.sample_grid(), self.run_dir / "samples" / f"epoch-{task.epoch:04d}.png")
-                self._pending.append(task.step(batch))
-                if self.on_step is not None:
-                    self.on_step(self)
-                at_log = task.step_count % t.log_every == 0
-                due_ckpt = now - last_ckpt_time >= t.checkpoint_minutes * 60
-                stop = False
-                if ctx.ddp:
-                    due_ckpt = False
-                    if at_log:
-                        late, signalled, due_ckpt = ctx.agree([time.monotonic() >= self.budget.train_end,
-                                                               self.stop_signal is not None,
-                                                               now - last_ckpt_time >= t.checkpoint_minutes * 60])
-                        stop = late or signalled
-                        reason = "signal" if signalled else "deadline"
-                if at_log or due_ckpt:
-                    if not self._flush(log, bar, now - start):
-                        continue  # restored from the last checkpoint
-                if due_ckpt:
-                    self._checkpoint()
-                    last_ckpt_time = time.monotonic()
-                bar.update(now - start)
-                if stop:
-                    break
-            if self._flush(log, bar, time.monotonic() - start):
+            self._call("on_start")
+            while (reason := self.stop_reason()) is None:
+                self._advance()
+                if self._tick_due():
+                    self._tick()
+            row = self._flush()
+            if row is not None:
                 self._checkpoint()
-            if main:
-                save_grid(task.sample_grid(), self.run_dir / "samples" / "final.png")
-                plot_metrics(self.run_dir / "metrics.csv", self.run_dir, task.loss_names)
+                if row:
+                    self._call("on_tick", row)
+            result = self._result(reason)
+            self._call("on_end", result)
         finally:
-            restore()
-            bar.close()
-            if log is not None:
-                log.close()
-        seconds = time.monotonic() - start
-        steps = task.step_count - start_step
+            restore_signals()
+            self.bar.close()
+            self._call("on_close")
+        return result
+
+    def stop_reason(self) -> str | None:
+        """Why training stops now, or None. Host facts only: asking costs no sync."""
+        t, task = self.cfg.train, self.task
+        if task.epoch >= t.epochs:
+            return "epochs"
+        if self.max_steps is not None and task.step_count >= self.max_steps:
+            return "max_steps"
+        if task.ctx.ddp:
+            return self._agreed_stop
+        if self.stop_signal is not None:
+            return "signal"
+        if time.monotonic() >= self.budget.train_end:
+            return "deadline"
+        return None
+
+    def row_fields(self) -> list[str]:
+        """The columns of a metrics row, in order."""
+        return ["step", "epoch", *self.task.loss_names, *[f"lr_{k}" for k in self.task.base_lrs()],
+                "images_per_s", "elapsed_s", "time_left_s"]
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start_time
+
+    def _advance(self) -> None:
+        """One step: learning rates for where the run is, a batch, the task's step."""
+        t, task = self.cfg.train, self.task
+        if t.lr_over == "epochs":  # survives resumes: the step count comes from the checkpoint
+            progress = task.step_count / max(1, task.steps_per_epoch * t.epochs)
+        else:
+            progress = (time.monotonic() - self.budget.start) / max(1e-9, self.budget.train_seconds)
+        self._set_lrs(lr_factor(t, progress) * self.lr_scale)
+        batch = task.next_batch()
+        if task.epoch != self._last_epoch:
+            self._last_epoch = task.epoch
+            self._call("on_epoch")
+        self._pending.append(task.step(batch))
+        self._call("on_step")
+
+    def _checkpoint_due(self) -> bool:
+        return time.monotonic() - self._last_ckpt_time >= self.cfg.train.checkpoint_minutes * 60
+
+    def _tick_due(self) -> bool:
+        at_log = self.task.step_count % self.cfg.train.log_every == 0
+        return at_log if self.task.ctx.ddp else at_log or self._checkpoint_due()
+
+    def _tick(self) -> None:
+        """Maintenance in a fixed order: agree (DDP), flush + NaN check, checkpoint, progress, callbacks."""
+        ctx = self.task.ctx
+        due = self._checkpoint_due()
+        if ctx.ddp:
+            late, signalled, due = ctx.agree([time.monotonic() >= self.budget.train_end,
+                                              self.stop_signal is not None, due])
+            if late or signalled:
+                self._agreed_stop = "signal" if signalled else "deadline"
+        row = self._flush()
+        if row is None:
+            return  # restored from the last checkpoint
+        if due:
+            self._checkpoint()
+        self.bar.update(self.elapsed)
+        if row:
+            self._call("on_tick", row)
+
+    def _call(self, hook: str, *args: Any) -> None:
+        main = self.task.ctx.is_main
+        for cb in self.callbacks:
+            if main or not cb.main_only:
+                getattr(cb, hook)(self, *args)
+
+    def _result(self, reason: str) -> TrainResult:
+        task = self.task
+        seconds = self.elapsed
+        steps = task.step_count - self.start_step
         sig = signal.Signals(self.stop_signal).name if self.stop_signal is not None else ""
         return TrainResult(task.step_count, task.epoch, seconds, reason, self.last_checkpoint,
                            steps * task.images_per_step / max(seconds, 1e-9), self.run_dir, self.nan_restores, sig)
@@ -174,29 +208,29 @@ class Trainer:
             for group in groups:
                 group["lr"] = base[name] * factor
 
-    def _flush(self, log: MetricsLog | None, bar: Progress, elapsed: float) -> bool:
-        """Read the pending losses (one sync). False when they were not finite and the run was restored."""
+    def _flush(self) -> dict[str, Any] | None:
+        """Read the pending losses (one sync) into a metrics row ({} when nothing was pending).
+
+        None when they were not finite and the run was restored from the last checkpoint."""
         if not self._pending:
-            return True
+            return {}
         names = list(self._pending[0])
         values = torch.stack([torch.stack([p[n].float() for n in names]) for p in self._pending]).cpu()
         self._pending.clear()
         (bad,) = self.task.ctx.agree([not bool(torch.isfinite(values).all())])  # all ranks restore, or none
         if bad:
             self._restore_after_nan()
-            return False
+            return None
         means = dict(zip(names, values.mean(0).tolist()))
         now = time.monotonic()
         rate = (self.task.step_count - self._window_step) * self.task.images_per_step / max(1e-9, now - self._window_start)
         self._window_start, self._window_step = now, self.task.step_count
         lrs = {f"lr_{k}": groups[0]["lr"] for k, groups in self.task.param_groups().items()}
         row = {"step": self.task.step_count, "epoch": self.task.epoch, **means, **lrs, "images_per_s": rate,
-               "elapsed_s": elapsed, "time_left_s": self.budget.left(now)}
-        if log is not None:
-            log.write(row)
-        bar.update(elapsed, step=self.task.step_count, ep=self.task.epoch,
-                   **{k: v for k, v in means.items() if k in ("d", "g")}, left=f"{self.budget.left(now):.0f}s")
-        return True
+               "elapsed_s": now - self.start_time, "time_left_s": self.budget.left(now)}
+        self.bar.update(row["elapsed_s"], step=self.task.step_count, ep=self.task.epoch,
+                        **{k: v for k, v in means.items() if k in ("d", "g")}, left=f"{self.budget.left(now):.0f}s")
+        return row
 
     def _reset_rate_window(self) -> None:
         """images/s counts from here: after a resume or a restore, earlier steps were not made in this window."""
@@ -227,6 +261,8 @@ class Trainer:
             ckpt.save_checkpoint(self.run_dir, step, payload, self.cfg.train.keep_checkpoints)
         ctx.barrier()
         self.last_checkpoint = ckpt.checkpoint_path(self.run_dir, step)
+        self._last_ckpt_time = time.monotonic()
+        self._call("on_checkpoint", self.last_checkpoint)
         return self.last_checkpoint
 
     def _install_signals(self) -> Callable[[], None]:

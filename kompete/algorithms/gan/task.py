@@ -1,38 +1,46 @@
-"""The `generate` task: an unconditional or class-conditional GAN trained from noise on GPU-resident images."""
+"""The gan algorithm's Task: an unconditional or class-conditional GAN trained from noise on GPU-resident
+images, with an EMA of G, `train.d_steps` D updates and `train.g_steps` G updates per step."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
+from kompete import losses, models  # noqa: F401  (importing fills the LOSSES and MODELS registries)
+from kompete.algorithms.base import GenerateOptions, IndexSampler, Task
 from kompete.config import Config
 from kompete.data.augment import random_flip, to_float, to_uint8
 from kompete.data.diffaugment import diff_augment, parse_policy
 from kompete.errors import ConfigError
+from kompete.models import EMA
 from kompete.registry import LOSSES, MODELS
 from kompete.train.context import Context, eval_mode
-from kompete.train.task import TASKS, IndexSampler, Task
 
 GRID_SIZE = 64
 
 
-@TASKS.register("generate")
+def truncated_noise(n: int, dim: int, threshold: float, generator: torch.Generator) -> torch.Tensor:
+    """N(0, 1) noise, with every value beyond +-threshold redrawn until it falls inside (0 = no truncation)."""
+    z = torch.randn(n, dim, generator=generator)
+    if threshold > 0:
+        bad = z.abs() > threshold
+        while bad.any():
+            z[bad] = torch.randn(int(bad.sum()), generator=generator)
+            bad = z.abs() > threshold
+    return z
+
+
 class GanTask(Task):
-    """G and D (+ EMA of G) for noise -> image models; `cfg.train.model` picks the family."""
+    """G and D (+ EMA of G) for noise -> image models; `cfg.train.model` picks the networks."""
 
     loss_names = ("d", "g", "d_real", "d_fake")
 
     def __init__(self, cfg: Config, ctx: Context, data: Any = None, meta: dict | None = None):
         super().__init__(cfg, ctx, data, meta)
-        from kompete import losses, models  # noqa: F401  (fill the registries)
-        from kompete.models import EMA
-
-        t = cfg.train
+        t, g = cfg.train, cfg.algo
         builder = MODELS.get(t.model)
-        if getattr(builder, "task", cfg.task) != cfg.task:
-            raise ConfigError(f"model {t.model!r} is for the {builder.task!r} task, but {cfg.name} is a "
-                              f"{cfg.task!r} competition")
+        self.loss = LOSSES.get(t.loss)(g)
         if data is not None:
             self.meta.update(n_classes=max(1, len(data.classes)), image_size=int(data.images.shape[1]))
         self.meta.setdefault("n_classes", 1)
@@ -42,11 +50,10 @@ class GanTask(Task):
         self.conditional, self.n_classes, self.z_dim = built.conditional, built.n_classes, built.z_dim
         self.G = ctx.prepare(built.generator)
         self.D = ctx.prepare(built.discriminator)
-        self.ema = EMA(self.G, t.ema_decay, t.ema_start) if t.ema_decay > 0 else None
+        self.ema = EMA(self.G, g.ema_decay, g.ema_start) if g.ema_decay > 0 else None
         self.G_train, self.D_train = ctx.wrap(self.G), ctx.wrap(self.D)
         # D as G's step sees it: frozen and never DDP-wrapped, so no gradient of D is computed or all-reduced
         self.D_for_g = torch.compile(self.D) if ctx.compile and ctx.is_cuda else self.D
-        self.loss = LOSSES.get(t.loss)(t)
         fused = {"fused": True} if ctx.is_cuda else {}
         self.opt_g = torch.optim.Adam(self.G.parameters(), t.lr_g, betas=(t.beta1, t.beta2), **fused)
         self.opt_d = torch.optim.Adam(self.D.parameters(), t.lr_d, betas=(t.beta1, t.beta2), **fused)
@@ -65,6 +72,11 @@ class GanTask(Task):
             self.images = torch.from_numpy(data.images).to(ctx.device)
             self.labels = torch.from_numpy(data.labels.astype("int64")).to(ctx.device)
             self.sampler = IndexSampler(len(data.images), t.batch_size, t.seed, ctx.rank, ctx.world_size)
+
+    @classmethod
+    def check_names(cls, cfg: Config) -> None:
+        MODELS.get(cfg.train.model, "train.model")
+        LOSSES.get(cfg.train.loss, "train.loss")
 
     # ----------------------------------------------------------------- data
     @classmethod
@@ -97,6 +109,11 @@ class GanTask(Task):
     def _classes(self, y: torch.Tensor) -> torch.Tensor | None:
         return y if self.conditional else None
 
+    def _critic(self, D: torch.nn.Module, y: torch.Tensor) -> Any:
+        """D as the loss sees it: images -> logits, with the augmentation and the class labels inside."""
+        cond = self._classes(y)
+        return lambda x: D(self._augment(x), cond)
+
     def step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
         t, ctx = self.cfg.train, self.ctx
         x_real, y = batch
@@ -108,27 +125,21 @@ class GanTask(Task):
             with ctx.autocast():
                 with torch.no_grad():
                     fake = self.G_train(z, self._classes(y))
-                d_real = self.D_train(self._augment(x_real), self._classes(y))
-                d_fake = self.D_train(self._augment(fake.detach()), self._classes(y))
-                loss_d = self.loss.d(d_real, d_fake)
+                loss_d, d_real, d_fake = self.loss.discriminator_loss(self._critic(self.D_train, y), x_real, fake)
             self.opt_d.zero_grad(set_to_none=True)
             self.scaler_d.scale(loss_d).backward()
             self.scaler_d.step(self.opt_d)
             self.scaler_d.update()
         self.D.requires_grad_(False)  # G's step needs no D weight gradients
-        z = torch.randn(n, self.z_dim, device=ctx.device)
-        with ctx.autocast():
-            fake = self.G_train(z, self._classes(y))
-            g_fake = self.D_for_g(self._augment(fake), self._classes(y))
-            g_real = None
-            if self.loss.needs_real_for_g:
-                with torch.no_grad():
-                    g_real = self.D_for_g(self._augment(x_real), self._classes(y))
-            loss_g = self.loss.g(g_real, g_fake)
-        self.opt_g.zero_grad(set_to_none=True)
-        self.scaler_g.scale(loss_g).backward()
-        self.scaler_g.step(self.opt_g)
-        self.scaler_g.update()
+        critic = self._critic(self.D_for_g, y)
+        for _ in range(t.g_steps):
+            z = torch.randn(n, self.z_dim, device=ctx.device)
+            with ctx.autocast():
+                loss_g = self.loss.generator_loss(critic, x_real, self.G_train(z, self._classes(y)))
+            self.opt_g.zero_grad(set_to_none=True)
+            self.scaler_g.scale(loss_g).backward()
+            self.scaler_g.step(self.opt_g)
+            self.scaler_g.update()
         self.D.requires_grad_(True)
         if self.ema is not None:
             self.ema.update(self.G, self.step_count)
@@ -185,3 +196,13 @@ class GanTask(Task):
     @torch.no_grad()
     def sample_grid(self) -> torch.Tensor:
         return self.generate(self.z_fixed, self.y_fixed if self.conditional else None)
+
+    def image_batches(self, opts: GenerateOptions) -> Iterator[torch.Tensor]:
+        """opts.n images from seeded noise (drawn on the CPU: the same images on every device); conditional
+        models cycle through the classes in order, so every class gets its share."""
+        gen = torch.Generator().manual_seed(opts.seed)
+        n_classes = max(1, int(self.meta.get("n_classes", 1)))
+        for done in range(0, opts.n, opts.batch_size):
+            b = min(opts.batch_size, opts.n - done)
+            z = truncated_noise(b, self.z_dim, opts.truncation, gen)
+            yield self.generate(z, torch.arange(done, done + b) % n_classes)

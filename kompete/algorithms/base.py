@@ -1,22 +1,34 @@
-"""The contract between the Trainer and a GAN family: the loop never learns what it trains.
+"""The contract between the Trainer and an algorithm: the loop never learns what it trains.
 
-A `Task` owns its models, optimisers, data (GPU-resident) and fixed sample noise. The Trainer asks
-it for batches, calls `step`, schedules learning rates through `param_groups`, checkpoints through
-`state_dict`, and draws sample grids through `sample_grid`. `TASKS` maps `cfg.task` ("generate",
-"translate", ...) to the class, so a new family plugs in with one decorator.
+A `Task` is an algorithm's torch side. It owns its networks, objective, optimisers, data (GPU-resident)
+and fixed sample inputs, and it writes its own submission images. The Trainer asks it for batches,
+calls `step`, schedules learning rates through `param_groups`, checkpoints through `state_dict` and
+draws sample grids through `sample_grid`; `kompete generate` (and the run's generation estimate)
+encodes what `image_batches` yields. `build_task(cfg, ...)` builds the Task of the algorithm that
+`cfg.train.model` names (kompete.algorithms registers them).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 import torch
 
 from kompete.config import Config
-from kompete.registry import Registry
 from kompete.train.context import Context
 
-TASKS: Registry = Registry("task")
+
+@dataclass(frozen=True)
+class GenerateOptions:
+    """What a Task's writer is asked for."""
+
+    n: int
+    seed: int = 0
+    truncation: float = 0.0
+    batch_size: int = 500
+    progress: bool = True
+    data_dir: str | None = None  # translate: where the photos are (default: the config's data folders)
 
 
 class Task:
@@ -35,6 +47,10 @@ class Task:
         self.meta: dict = dict(meta or {})
         self.step_count = 0
         self.epoch = 0
+
+    @classmethod
+    def check_names(cls, cfg: Config) -> None:
+        """Registry names in cfg (networks, losses) exist; raises ConfigError listing the valid ones."""
 
     # ----------------------------------------------------------------- data
     @classmethod
@@ -104,14 +120,31 @@ class Task:
         """The network that makes submission images (the EMA copy when there is one); callers set eval mode."""
         raise NotImplementedError
 
+    def image_batches(self, opts: GenerateOptions) -> Iterator[torch.Tensor]:
+        """The writer: uint8 NCHW batches on the device, `opts.n` images in all, deterministic per seed.
 
-def build_task(cfg: Config, ctx: Context, data: Any = None, meta: dict | None = None) -> Task:
-    """The Task registered for `cfg.task`."""
-    return TASKS.get(cfg.task)(cfg, ctx, data, meta)
+        Checks the request before yielding anything (e.g. more translations than the photos allow)."""
+        raise NotImplementedError
+
+    def load_weights(self, state: dict[str, Any]) -> None:
+        """Only what generation needs from a checkpoint (by default, everything)."""
+        self.load_state_dict(state)
 
 
 def task_class(cfg: Config) -> type[Task]:
-    return TASKS.get(cfg.task)
+    """The Task of the algorithm that trains `cfg.train.model` (imports its torch code), its names checked."""
+    cls = cfg.spec.task_class()
+    cls.check_names(cfg)
+    return cls
+
+
+def build_task(cfg: Config, ctx: Context, data: Any = None, meta: dict | None = None) -> Task:
+    return task_class(cfg)(cfg, ctx, data, meta)
+
+
+def load_data(cfg: Config, data_dir: str | None = None, progress: bool = True) -> Any:
+    """The training data of cfg's algorithm, read (and cached) on the host."""
+    return task_class(cfg).load_data(cfg, data_dir, progress)
 
 
 class IndexSampler:

@@ -1,0 +1,68 @@
+"""Algorithms: each one registered unit that owns its config section, networks, objective, data and writer.
+
+This module is torch-free: it holds only the specs, so reading a YAML never imports torch. A spec names
+the `train.model` values it serves, its config section (a dataclass under the YAML key `spec.name`), the
+kind of output it makes (`generate` from noise, `translate` photos) and, through `task_class()`, its torch
+implementation, imported only when something is trained or generated.
+
+Every subpackage of kompete.algorithms registers one spec on import; `specs()` imports them all.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from kompete.errors import ConfigError
+from kompete.registry import Registry
+
+ALGORITHMS: Registry = Registry("algorithm")
+
+
+@dataclass(frozen=True)
+class AlgorithmSpec:
+    name: str  # the algorithm and the YAML key of its config section
+    task: str  # the kind of output: "generate" (noise -> images) or "translate" (photos -> paintings)
+    section: type  # the config section's dataclass
+    models: dict[str, dict[str, Any]]  # train.model values -> section defaults that model implies
+    task_class: Callable[[], type]  # imports and returns the Task (torch); called only when training/generating
+    losses: tuple[str, ...] = ()  # train.loss values it accepts; () = any registered adversarial loss
+    ignores: tuple[str, ...] = ()  # train keys it does not read: setting one in a YAML is an error
+    summary: str = ""
+
+
+def register(spec: AlgorithmSpec) -> AlgorithmSpec:
+    return ALGORITHMS.register(spec.name)(spec)
+
+
+_loaded = False
+
+
+def specs() -> list[AlgorithmSpec]:
+    """Every registered algorithm (importing each subpackage registers it)."""
+    global _loaded
+    if not _loaded:
+        for info in pkgutil.iter_modules(__path__):
+            if info.ispkg:
+                importlib.import_module(f"{__name__}.{info.name}")
+        _loaded = True
+    return [ALGORITHMS.get(n) for n in ALGORITHMS.names()]
+
+
+def model_names() -> list[str]:
+    return sorted(m for s in specs() for m in s.models)
+
+
+def spec_for_model(model: str, origin: str = "") -> AlgorithmSpec:
+    """The algorithm that trains `train.model`; an unknown name lists the valid ones."""
+    for spec in specs():
+        if model in spec.models:
+            return spec
+    where = f"{origin}: " if origin else ""
+    raise ConfigError(f"{where}'train.model' is {model!r}; choose one of: {', '.join(model_names())}")
+
+
+def section_names() -> set[str]:
+    return {s.name for s in specs()}

@@ -1,0 +1,38 @@
+"""CycleGAN (Zhu et al. 2017) for `translate` competitions: two generators, two PatchGANs, cycle + identity L1."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from kompete.algorithms import AlgorithmSpec, register
+from kompete.schema import opt
+
+
+@dataclass(frozen=True)
+class CycleGanConfig:
+    """Keys of the `cyclegan:` section. Widths (train.g_channels, train.d_channels), Adam settings, the
+    learning-rate schedule and DiffAugment are the shared `train` keys."""
+
+    generator: Literal["resnet", "unet"] = opt("resnet", "ResNet (the paper's, best with many epochs) or U-Net "
+                                                          "(reached better MiFID inside a 5 h budget)")
+    n_blocks: int = opt(9, "ResNet generator: residual blocks (9 for 256x256)", ge=0)
+    unet_levels: int = opt(0, "U-Net generator: stride-2 levels; 0 = down to 1x1 (log2 of the image size)", ge=0)
+    d_layers: int = opt(3, "PatchGAN layers; 3 gives 70x70 patches", ge=1)
+    lambda_cycle: float = opt(10.0, "weight of the cycle-consistency L1 loss", ge=0)
+    lambda_identity: float = opt(0.5, "weight of the identity L1 loss, as a fraction of lambda_cycle", ge=0)
+    pool_size: int = opt(50, "fakes kept in the history buffer that feeds the discriminators; 0 = none", ge=0)
+    init_gain: float = opt(0.02, "standard deviation of the N(0, gain) weight initialisation", gt=0)
+    grid_photos: int = opt(8, "fixed photos translated into the side-by-side grid every epoch", ge=1)
+
+
+def _task_class() -> type:
+    from kompete.algorithms.cyclegan.task import CycleGanTask
+
+    return CycleGanTask
+
+
+SPEC = register(AlgorithmSpec(
+    name="cyclegan", task="translate", section=CycleGanConfig, models={"cyclegan": {}},
+    task_class=_task_class, losses=("lsgan",), ignores=("d_steps", "g_steps"),
+    summary="two generators and two PatchGANs; LSGAN + cycle + identity L1"))
