@@ -8,14 +8,17 @@ reflection padding in the ResNet generator and instance norm throughout.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from kompete.algorithms.cyclegan import CycleGanConfig
 from kompete.config import Config
 from kompete.errors import ConfigError
 from kompete.models.base import init_weights
+
+if TYPE_CHECKING:  # a type only: the algorithm's spec imports this module's users lazily
+    from kompete.algorithms.cyclegan import CycleGanConfig
 
 
 def _norm(channels: int) -> nn.Module:
@@ -115,7 +118,7 @@ class PatchDiscriminator(nn.Module):
         return self.net(x)
 
 
-def build_generator(c: CycleGanConfig, image_size: int, channels: int = 64) -> nn.Module:
+def build_generator(c: "CycleGanConfig", image_size: int, channels: int = 64) -> nn.Module:
     if c.generator == "resnet":
         if image_size % 4:
             raise ConfigError(f"the ResNet generator needs an image size divisible by 4; got {image_size}")
@@ -130,7 +133,7 @@ def build_generator(c: CycleGanConfig, image_size: int, channels: int = 64) -> n
 class CycleGan(nn.Module):
     """The four networks of a CycleGAN, as one module so one state_dict holds them all."""
 
-    def __init__(self, c: CycleGanConfig, image_size: int, g_channels: int = 64, d_channels: int = 64):
+    def __init__(self, c: "CycleGanConfig", image_size: int, g_channels: int = 64, d_channels: int = 64):
         super().__init__()
         self.to_monet = build_generator(c, image_size, g_channels)  # photo -> painting: makes the submission
         self.to_photo = build_generator(c, image_size, g_channels)  # painting -> photo: for the cycle loss only

@@ -1,0 +1,108 @@
+"""The shape of the package: imports run one way, and reading configs or listing things needs no torch."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+PACKAGE = REPO / "kompete"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def imports_of(path: Path, known: set[str]) -> set[str]:
+    """Every kompete module `path` imports, anywhere in the file (function-level imports count too:
+    they hide a cycle, they do not remove it)."""
+    found: set[str] = set()
+    package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    tree = ast.parse(path.read_text())
+    typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
+                   and ast.unparse(block.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING")
+                   for n in ast.walk(block)}
+    for node in ast.walk(tree):
+        if id(node) in typing_only:  # annotations only: never executed
+            continue
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("kompete")}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            if not base.startswith("kompete"):
+                continue
+            subs = {f"{base}.{a.name}" for a in node.names} & known
+            found |= subs or {base}
+    return found & known
+
+
+def import_graph() -> dict[str, set[str]]:
+    mods = modules()
+    known = set(mods)
+    return {name: imports_of(path, known) - {name} for name, path in mods.items()}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_import_cycle_in_kompete():
+    graph = import_graph()
+    assert "kompete.config" in graph and graph["kompete.generate"]  # the walk sees the package
+    assert find_cycle(graph) is None, " -> ".join(find_cycle(graph) or [])
+
+
+def test_training_does_not_import_the_later_stages():
+    graph = import_graph()
+    later = {"kompete.generate", "kompete.archive", "kompete.metrics", "kompete.kernel", "kompete.ledger",
+             "kompete.pipeline", "kompete.cli"}
+    for name, deps in graph.items():
+        if name.startswith(("kompete.train", "kompete.algorithms", "kompete.models", "kompete.losses")):
+            bad = {d for d in deps if any(d == s or d.startswith(s + ".") for s in later)}
+            assert not bad, f"{name} imports {bad}"
+
+
+@pytest.mark.parametrize("args", [["competitions"], ["config", "sample-dogs"], ["config", "--keys"],
+                                  ["--help"], ["train", "--help"], ["validate", "sample-dogs", "missing.zip"]])
+def test_listing_and_config_commands_load_no_torch(args, tmp_path):
+    code = ("import sys\nfrom kompete.cli import main\n"
+            f"try:\n    main({args!r}, standalone_mode=False)\nexcept BaseException:\n    pass\n"
+            "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert out.stdout.strip().splitlines()[-1] == "NO-TORCH", out.stdout + out.stderr
