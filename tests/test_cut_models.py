@@ -126,3 +126,12 @@ def test_cut_networks_hold_g_d_and_heads_in_one_state_dict():
 def test_cut_needs_an_image_size_divisible_by_4():
     with pytest.raises(ConfigError, match="divisible by 4"):
         CutNetworks(30, 8, 8, 6)
+
+
+def test_patch_samples_are_fp32_unit_vectors_under_autocast():
+    torch.manual_seed(0)
+    heads = PatchSampleMLP([64], nc=256)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        samples, _ = heads([torch.randn(2, 64, 8, 8) * 50], 32)
+    assert samples[0].dtype == torch.float32
+    assert torch.allclose(samples[0].norm(dim=-1), torch.ones(()), atol=1e-5)

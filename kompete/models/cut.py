@@ -121,8 +121,9 @@ class PatchSampleMLP(nn.Module):
                 idx = torch.randperm(flat.shape[1], generator=generator)[:num_patches].to(feat.device)
             else:
                 idx = patch_ids[i]
-            z = head(flat[:, idx, :]).float()  # normalised in fp32: fp16 squares of 256 values can overflow
-            samples.append(z / (z.norm(dim=-1, keepdim=True) + 1e-7))
+            z = head(flat[:, idx, :]).float()
+            with torch.autocast(device_type=z.device.type, enabled=False):  # fp16 sums of squares overflow
+                samples.append(z / (z.norm(dim=-1, keepdim=True) + 1e-7))
             ids.append(idx)
         return samples, ids
 
