@@ -83,3 +83,25 @@ def test_layer_mean_and_shape_checks():
         patchnce(qs, ks[:1])
     with pytest.raises(ValueError, match=r"\[B, P, C\]"):
         patchnce_loss(qs[0], ks[1])
+
+
+def test_training_g_and_heads_on_patchnce_lowers_it():
+    # CUT's NCE path end to end: keys from the source image, queries from G's output at the same patches
+    from kompete.models.cut import CutNetworks, encoder_features, translate_with_features
+
+    torch.manual_seed(0)
+    nets = CutNetworks(16, g_channels=4, d_channels=4, n_blocks=2, nc=32, blocks=(1, 2))
+    params = [*nets.generator.parameters(), *nets.heads.parameters()]
+    opt = torch.optim.Adam(params, 2e-3, betas=(0.5, 0.999))
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    losses = []
+    for _ in range(40):
+        fake, src = translate_with_features(nets.generator, x, nets.layers)
+        keys, ids = nets.heads(src, 64)
+        queries, _ = nets.heads(encoder_features(nets.generator, fake, nets.layers), 64, ids)
+        loss = patchnce(queries, keys)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] / 2
