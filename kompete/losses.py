@@ -15,6 +15,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
+from kompete.penalties import gradient_penalty
 from kompete.registry import LOSSES
 
 Critic = Callable[[torch.Tensor], torch.Tensor]
@@ -22,6 +23,7 @@ Critic = Callable[[torch.Tensor], torch.Tensor]
 
 class AdversarialLoss:
     needs_real_for_g = False  # relativistic losses compare with D(real) in G's step too
+    batch_norm_in_critic = True  # False: the penalty is per sample, so D's batch norm is swapped for layer norm
 
     def d(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -96,6 +98,32 @@ class HingeLoss(AdversarialLoss):
         return -fake.float().mean()
 
 
+class WGANGPLoss(AdversarialLoss):
+    """Wasserstein loss with gradient penalty (Gulrajani et al. 2017): the critic maximises
+    D(real) - D(fake) under weight x (||grad D(mix)|| - 1)^2 at random mixes of real and fake images.
+
+    The penalty is computed in fp32 with autocast off, on the unscaled critic output, so a GradScaler
+    scales it once with the rest of the loss (kompete.penalties explains why that is right). n_critic is
+    `train.d_steps` (the paper: 5); the paper's critic has no batch norm (`batch_norm_in_critic`).
+    """
+
+    batch_norm_in_critic = False
+
+    def __init__(self, weight: float = 10.0):
+        self.weight = weight
+
+    def d(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        return fake.float().mean() - real.float().mean()
+
+    def g(self, real: torch.Tensor | None, fake: torch.Tensor) -> torch.Tensor:
+        return -fake.float().mean()
+
+    def discriminator_loss(self, D: Critic, real: torch.Tensor,
+                           fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        loss, real_logits, fake_logits = super().discriminator_loss(D, real, fake)
+        return loss + gradient_penalty(D, real, fake, weight=self.weight), real_logits, fake_logits
+
+
 @LOSSES.register("bce")
 def build_bce(section: Any) -> AdversarialLoss:
     return BCELoss(section.label_smoothing, section.label_noise)
@@ -114,3 +142,8 @@ def build_ralsgan(section: Any = None) -> AdversarialLoss:
 @LOSSES.register("hinge")
 def build_hinge(section: Any = None) -> AdversarialLoss:
     return HingeLoss()
+
+
+@LOSSES.register("wgan_gp")
+def build_wgan_gp(section: Any) -> AdversarialLoss:
+    return WGANGPLoss(section.gp_weight)

@@ -422,3 +422,37 @@ def test_torchrun_two_ranks_train_and_resume_with_ddp(tmp_path):
         assert r.returncode == 0, r.stderr[-2000:]
         assert "DDP rank 0/2" in r.stdout and f"steps         {steps}" in r.stdout
     assert "resumed from" in r.stdout and (run / "checkpoints" / "step-00000005.pt").is_file()
+
+
+# --------------------------------------------------------------------------- algorithms on the new seams
+
+
+def test_wgan_gp_trains_a_critic_without_batch_norm_and_adds_its_penalty(dogs16, tmp_path):
+    cfg = tiny_cfg("train.loss=wgan_gp", "train.d_steps=2", "gan.gp_weight=10")
+    trainer, result = train(cfg, dogs16, tmp_path, 4)
+    D = trainer.task.D
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in D.modules())
+    assert any(isinstance(m, torch.nn.GroupNorm) for m in D.modules())
+    rows = read_metrics(tmp_path / "metrics.csv")
+    assert result.steps == 4 and all(math.isfinite(v) for v in rows["d"])
+    # the D loss is the Wasserstein estimate plus a non-negative penalty that is zero only at gradient norm 1
+    x, y = trainer.task.next_batch()
+    critic = lambda images: D(images, y)  # noqa: E731
+    fake = torch.rand_like(x) * 2 - 1
+    loss, real_logits, fake_logits = trainer.task.loss.discriminator_loss(critic, x, fake)
+    assert loss.item() > (fake_logits.mean() - real_logits.mean()).item()
+
+
+def test_g_steps_updates_the_generator_that_many_times_per_step(dogs16, tmp_path):
+    trainer, _ = train(tiny_cfg("train.g_steps=2", "train.d_steps=1"), dogs16, tmp_path, 3)
+    step_counts = {int(s["step"]) for s in trainer.task.opt_g.state_dict()["state"].values()}
+    d_counts = {int(s["step"]) for s in trainer.task.opt_d.state_dict()["state"].values()}
+    assert step_counts == {6} and d_counts == {3}
+
+
+def test_the_vanilla_gan_trains_and_generates_on_the_dog_sample(dogs16, tmp_path):
+    cfg = tiny_cfg("train.model=vanilla_cond", "train.g_channels=8", "train.d_channels=8")
+    train(cfg, dogs16, tmp_path / "run", 3)
+    z = generate_zip(tmp_path / "run", tmp_path / "v.zip", n=10, progress=False)
+    with zipfile.ZipFile(z) as zf:
+        assert len(zf.namelist()) == 10

@@ -15,21 +15,25 @@ from kompete.registry import MODELS
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _cfg(size: int = 28, channels: int | None = 1, g: int = 64, d: int = 64, z_dim: int = 100):
-    data = SimpleNamespace(image_size=size, **({} if channels is None else {"channels": channels}))
-    return SimpleNamespace(train=SimpleNamespace(z_dim=z_dim, g_channels=g, d_channels=d), data=data)
+def _cfg(size: int = 28, g: int = 64, d: int = 64, z_dim: int = 100):
+    return SimpleNamespace(train=SimpleNamespace(g_channels=g, d_channels=d), algo=SimpleNamespace(z_dim=z_dim),
+                           data=SimpleNamespace(image_size=size))
 
 
-def test_vanilla_and_its_conditional_twin_are_registered_for_generate():
-    assert MODELS.get("vanilla").task == MODELS.get("vanilla_cond").task == "generate"
+def test_vanilla_and_its_conditional_twin_are_gan_family_models():
+    from kompete.config import load_config
+
+    assert {"vanilla", "vanilla_cond"} <= set(load_config("sample-dogs").spec.models)
+    assert {"vanilla", "vanilla_cond"} <= set(MODELS.names())
 
 
 def test_default_widths_are_the_papers_mnist_model():
     models = MODELS.get("vanilla")(_cfg(), 0)
     assert isinstance(models, GanModels) and models.z_dim == 100 and not models.conditional
     g_shapes = [(m.in_features, m.out_features) for m in models.generator.modules() if isinstance(m, nn.Linear)]
-    assert g_shapes == [(100, 1200), (1200, 1200), (1200, 784)]
-    maxouts = [m for m in models.discriminator.modules() if isinstance(m, Maxout)]
+    assert g_shapes == [(100, 1200), (1200, 1200), (1200, 28 * 28 * 3)]  # RGB: grey digits come replicated
+    grey = Discriminator(28, channels=1)  # the paper's MNIST discriminator itself
+    maxouts = [m for m in grey.modules() if isinstance(m, Maxout)]
     assert [(m.linear.in_features, m.units, m.pieces) for m in maxouts] == [(784, 240, 5), (240, 240, 5)]
     drops = [m.p for m in models.discriminator.modules() if isinstance(m, nn.Dropout)]
     assert drops == [0.2, 0.5, 0.5]
@@ -38,16 +42,11 @@ def test_default_widths_are_the_papers_mnist_model():
 def test_grey_digits_and_colour_images_come_out_in_the_image_range():
     torch.manual_seed(0)
     for size, channels in [(28, 1), (32, 3), (64, 3)]:
-        models = MODELS.get("vanilla")(_cfg(size, channels, g=8, d=8, z_dim=16), 0)
-        x = models.generator(torch.randn(3, 16))
+        g, d = Generator(16, size, channels, hidden=32), Discriminator(size, channels, units=16)
+        x = g(torch.randn(3, 16))
         assert x.shape == (3, channels, size, size)
         assert x.abs().max() <= 1  # tanh: kompete's [-1, 1] (data.augment.to_float)
-        assert models.discriminator(x).shape == (3,)
-
-
-def test_channels_default_to_rgb_when_the_data_section_has_none():
-    models = MODELS.get("vanilla")(_cfg(32, channels=None, g=8, d=8, z_dim=16), 0)
-    assert models.generator(torch.randn(2, 16)).shape == (2, 3, 32, 32)
+        assert d(x).shape == (3,)
 
 
 def test_width_keys_scale_the_papers_widths():
@@ -76,7 +75,7 @@ def test_dropout_acts_in_training_only():
 
 def test_conditional_model_uses_the_class():
     torch.manual_seed(0)
-    models = MODELS.get("vanilla_cond")(_cfg(8, 1, g=8, d=8, z_dim=4), 3)
+    models = MODELS.get("vanilla_cond")(_cfg(8, g=8, d=8, z_dim=4), 3)
     assert models.conditional and models.n_classes == 3
     g, d = models.generator, models.discriminator.eval()
     z = torch.randn(2, 4)
@@ -88,7 +87,7 @@ def test_conditional_model_uses_the_class():
 
 def test_every_weight_learns_and_starts_from_normal_0_02():
     torch.manual_seed(0)
-    models = MODELS.get("vanilla")(_cfg(16, 3, z_dim=32), 0)
+    models = MODELS.get("vanilla")(_cfg(16, z_dim=32), 0)
     g, d = models.generator, models.discriminator
     d(g(torch.randn(4, 32))).mean().backward()
     assert all(p.grad is not None for p in [*g.parameters(), *d.parameters()])
@@ -121,4 +120,4 @@ def test_builds_from_a_real_competition_config():
     cfg = load_config("sample-dogs", ["train.g_channels=8", "train.d_channels=8"])
     models = MODELS.get("vanilla")(cfg, 0)
     size = cfg.data.image_size
-    assert models.generator(torch.randn(2, cfg.train.z_dim)).shape == (2, 3, size, size)
+    assert models.generator(torch.randn(2, cfg.algo.z_dim)).shape == (2, 3, size, size)

@@ -60,3 +60,16 @@ def init_weights(module: nn.Module, std: float = 0.02) -> None:
         elif isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)) and m.affine:
             nn.init.normal_(m.weight, 1.0, std)
             nn.init.zeros_(m.bias)
+
+
+def without_batch_norm(module: nn.Module) -> nn.Module:
+    """Every BatchNorm2d swapped for a per-sample layer norm (GroupNorm with one group), in place.
+
+    A gradient penalty is per sample; batch norm mixes the samples of a batch (the WGAN-GP paper's advice).
+    """
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d):
+            setattr(module, name, nn.GroupNorm(1, child.num_features))
+        else:
+            without_batch_norm(child)
+    return module

@@ -77,9 +77,8 @@ def scaled_width(paper: int, key: int) -> int:
 
 def _nets(cfg, n_classes: int) -> tuple[nn.Module, nn.Module]:
     t, size = cfg.train, cfg.data.image_size
-    # kompete's data are RGB today; a grey competition will declare data.channels (1) and this follows it
-    channels = getattr(cfg.data, "channels", 3)
-    g = Generator(t.z_dim, size, channels, scaled_width(PAPER_G_HIDDEN, t.g_channels), n_classes)
+    channels = 3  # kompete's loaders hand over RGB (grey images replicated), as Inception wants them
+    g = Generator(cfg.algo.z_dim, size, channels, scaled_width(PAPER_G_HIDDEN, t.g_channels), n_classes)
     d = Discriminator(size, channels, scaled_width(PAPER_D_UNITS, t.d_channels), PAPER_D_PIECES, n_classes)
     return g, d
 

@@ -30,7 +30,7 @@ def _task_class() -> type:
     return GanTask
 
 
-FAMILIES = ("dcgan", "sngan")
+FAMILIES = ("dcgan", "sngan", "vanilla")
 
 SPEC = register(AlgorithmSpec(
     name="gan", task="generate", section=GanConfig,

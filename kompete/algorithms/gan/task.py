@@ -14,6 +14,7 @@ from kompete.data.augment import random_flip, to_float, to_uint8
 from kompete.data.diffaugment import diff_augment, parse_policy
 from kompete.errors import ConfigError
 from kompete.models import EMA
+from kompete.models.base import without_batch_norm
 from kompete.registry import LOSSES, MODELS
 from kompete.train.context import Context, eval_mode
 
@@ -49,7 +50,8 @@ class GanTask(Task):
         built = builder(cfg, int(self.meta["n_classes"]))
         self.conditional, self.n_classes, self.z_dim = built.conditional, built.n_classes, built.z_dim
         self.G = ctx.prepare(built.generator)
-        self.D = ctx.prepare(built.discriminator)
+        critic = built.discriminator if self.loss.batch_norm_in_critic else without_batch_norm(built.discriminator)
+        self.D = ctx.prepare(critic)
         self.ema = EMA(self.G, g.ema_decay, g.ema_start) if g.ema_decay > 0 else None
         self.G_train, self.D_train = ctx.wrap(self.G), ctx.wrap(self.D)
         # D as G's step sees it: frozen and never DDP-wrapped, so no gradient of D is computed or all-reduced
