@@ -18,8 +18,8 @@ class CutConfig:
     lambda_gan: float = opt(1.0, "weight of the adversarial (LSGAN) term", ge=0)
     lambda_nce: float = opt(1.0, "weight of PatchNCE (fastcut: 10)", ge=0)
     nce_idt: bool = opt(True, "also PatchNCE between a painting and G(painting) (fastcut: false)")
-    nce_layers: list[int] = opt([0, 4, 8, 12, 16], "generator layers whose features PatchNCE compares "
-                                                   "(the paper's: input, two downsamplings, residual blocks)")
+    nce_blocks: list[int] = opt([1, 5], "residual blocks (counted from 1) whose outputs PatchNCE compares, besides "
+                                        "the input and both downsamplings (the paper's layers 0, 4, 8, 12, 16)")
     num_patches: int = opt(256, "patches sampled per layer and image", ge=1)
     nce_temperature: float = opt(0.07, "PatchNCE softmax temperature", gt=0)
     mlp_channels: int = opt(256, "width of each layer's 2-layer MLP projection head", ge=1)
