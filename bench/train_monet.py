@@ -1,4 +1,5 @@
-"""CycleGAN training throughput: kompete's task step against the usual notebook loop, same networks.
+"""Translation training throughput: kompete's CycleGAN, CUT and FastCUT steps side by side, and CycleGAN
+against the usual notebook loop with the same networks.
 
 kompete: both domains on the device as uint8, augmented there; generators run once per input kind
 (batches concatenated); AMP (bf16, or fp16 with a scaler) and channels_last on CUDA; a tensor image pool.
@@ -6,7 +7,8 @@ plain: a CPU DataLoader with torchvision transforms, fp32, one forward per image
 implementation's list-based image pool (as in most Kaggle notebooks and pytorch-CycleGAN-and-pix2pix).
 
 Same networks, same batch size, same number of timed steps after warm-up. Prints images/s (a photo and a
-painting count as two), the ratio, and peak GPU memory.
+painting count as two), the ratios, and peak GPU memory. CUT and FastCUT train one generator and one
+PatchGAN (CycleGAN: two of each), so in the same 5 hours they make more steps.
 
     python bench/train_monet.py [--size 256] [--batch 1] [--steps 30] [--blocks 9] [--channels 64]
 """
@@ -25,20 +27,23 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from kompete.algorithms.base import build_task  # noqa: E402
 from kompete.config import config_from_dict  # noqa: E402
 from kompete.data.images import DomainPair, ImageSet  # noqa: E402
 from kompete.models.cyclegan import CycleGan  # noqa: E402
 from kompete.train.context import make_context  # noqa: E402
-from kompete.train.cyclegan import CycleGanTask  # noqa: E402
+
+MODELS = ("cyclegan", "cut", "fastcut")
 
 
-def make_config(a: argparse.Namespace):
+def make_config(a: argparse.Namespace, model: str = "cyclegan"):
+    section = "cyclegan" if model == "cyclegan" else "cut"
     return config_from_dict({
         "name": "bench-monet", "task": "translate",
         "data": {"layout": "monet", "image_size": a.size, "load_size": int(a.size * 286 / 256)},
-        "train": {"model": "cyclegan", "loss": "lsgan", "batch_size": a.batch, "g_channels": a.channels,
+        "train": {"model": model, "loss": "lsgan", "batch_size": a.batch, "g_channels": a.channels,
                   "d_channels": a.channels, "seed": 0},
-        "cyclegan": {"n_blocks": a.blocks}})
+        section: {"n_blocks": a.blocks}})
 
 
 def make_domains(a: argparse.Namespace) -> DomainPair:
@@ -56,7 +61,7 @@ def sync(device: torch.device) -> None:
 
 def bench_kompete(cfg, pair: DomainPair, a: argparse.Namespace) -> tuple[float, float]:
     ctx = make_context(cfg, a.device)
-    task = CycleGanTask(cfg, ctx, pair)
+    task = build_task(cfg, ctx, pair)
     for _ in range(a.warmup):
         task.step(task.next_batch())
     sync(ctx.device)
@@ -65,7 +70,7 @@ def bench_kompete(cfg, pair: DomainPair, a: argparse.Namespace) -> tuple[float, 
     start = time.perf_counter()
     for _ in range(a.steps):
         losses = task.step(task.next_batch())
-    float(losses["cycle"])  # one host sync at the end, as the Trainer's log rows do
+    float(losses["g"])  # one host sync at the end, as the Trainer's log rows do
     sync(ctx.device)
     seconds = time.perf_counter() - start
     peak = torch.cuda.max_memory_allocated(ctx.device) / 2**30 if ctx.is_cuda else 0.0
@@ -181,17 +186,19 @@ def main() -> None:
     p.add_argument("--monets", type=int, default=64)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--device", default=None)
+    p.add_argument("--models", default=",".join(MODELS), help="kompete models to time, comma-separated")
     a = p.parse_args()
-    cfg = make_config(a)
     pair = make_domains(a)
     torch.manual_seed(0)
-    plain, plain_mem = bench_plain(cfg, pair, a)
-    fast, fast_mem = bench_kompete(cfg, pair, a)
+    plain, plain_mem = bench_plain(make_config(a), pair, a)
+    ours = {m: bench_kompete(make_config(a, m), pair, a) for m in a.models.split(",")}
     where = torch.cuda.get_device_name() if torch.cuda.is_available() and a.device != "cpu" else "cpu"
-    print(f"CycleGAN {a.size}px, ResNet-{a.blocks} ch{a.channels}, batch {a.batch}, {a.steps} steps on {where}")
-    print(f"  plain fp32 loop   {plain:8.2f} images/s   peak {plain_mem:.2f} GiB")
-    print(f"  kompete           {fast:8.2f} images/s   peak {fast_mem:.2f} GiB")
-    print(f"  ratio             {fast / plain:8.2f}x")
+    print(f"{a.size}px, ResNet-{a.blocks} ch{a.channels}, batch {a.batch}, {a.steps} steps on {where}")
+    print(f"  {'plain fp32 CycleGAN loop':26} {plain:8.2f} images/s   peak {plain_mem:.2f} GiB")
+    base = ours.get("cyclegan", (plain, 0.0))[0]
+    for model, (rate, mem) in ours.items():
+        print(f"  {'kompete ' + model:26} {rate:8.2f} images/s   peak {mem:.2f} GiB   "
+              f"{rate / plain:5.2f}x plain, {rate / base:5.2f}x kompete cyclegan")
 
 
 if __name__ == "__main__":

@@ -64,7 +64,7 @@ def main() -> None:
     from kompete.config import config_from_dict
     from kompete.generate import GenerateOptions, write_zip
     from kompete.train.context import make_context
-    from kompete.train.cyclegan import CycleGanTask
+    from kompete.algorithms.cyclegan.task import CycleGanTask
 
     try:
         data = tmp / "data"

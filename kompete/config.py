@@ -129,6 +129,25 @@ MOVED = {f"train.{k}": f"gan.{k}" for k in ("z_dim", "self_attention", "pixel_no
 
 
 @dataclass(frozen=True)
+class EvalConfig:
+    """In-training MiFID (off unless every_minutes or every_epochs is above 0)."""
+
+    every_minutes: float = opt(0.0, "minutes between in-training evaluations (0 = by epochs, or off)", ge=0)
+    every_epochs: int = opt(0, "epochs between in-training evaluations (0 = by minutes, or off)", ge=0)
+    n_images: int = opt(2000, "images generated per evaluation (translation: that many photos, fixed); "
+                              "figures are biased upward against a 10,000-image score, comparable with each other",
+                        ge=2)
+    batch_size: int = opt(100, "images per generator and Inception batch during an evaluation", ge=1)
+    alarm_factor: float = opt(1.5, "warn when the memorization distance falls below this x metric.eps", ge=1)
+    max_fraction: float = opt(0.05, "largest share of the time budget spent evaluating", gt=0, le=1)
+    keep_best: bool = opt(True, "keep the checkpoint with the lowest in-training MiFID as checkpoints/best.pt")
+
+    @property
+    def enabled(self) -> bool:
+        return self.every_minutes > 0 or self.every_epochs > 0
+
+
+@dataclass(frozen=True)
 class GenerateConfig:
     n_images: int = opt(10000, "images to write into the zip", ge=1)
     batch_size: int = opt(500, "images per generator call", ge=1)
@@ -159,6 +178,7 @@ class Config:
     metric: MetricConfig = opt(None)
     train: TrainConfig = opt(None)
     generate: GenerateConfig = opt(None)
+    eval: EvalConfig = opt(None)
     kernel: KernelConfig = opt(None)
     algo: Any = opt(None, "the section of the algorithm that trains train.model, under that algorithm's name")
 

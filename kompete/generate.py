@@ -24,7 +24,7 @@ from kompete.errors import ConfigError
 from kompete.train import state as ckpt
 from kompete.train.context import make_context
 
-__all__ = ["GenerateOptions", "estimate_seconds", "generate_zip", "load_run", "write_zip"]
+__all__ = ["GenerateOptions", "estimate_seconds", "generate_batches", "generate_zip", "load_run", "write_zip"]
 
 
 def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -69,11 +69,15 @@ def _write_batches(zw: ZipImageWriter, batches: Iterator[torch.Tensor], n: int, 
     return done
 
 
+def generate_batches(task: Task, cfg: Config, opts: GenerateOptions) -> Iterator[torch.Tensor]:
+    """The Task's images at the competition's size: uint8 NCHW device batches, exactly what the zip gets."""
+    size = cfg.output.image_size
+    return (_resize(b, size) for b in task.image_batches(opts))
+
+
 def fill_zip(task: Task, cfg: Config, zw: ZipImageWriter, opts: GenerateOptions) -> int:
     """The Task's images, at the competition's size, into an open zip writer; returns the count."""
-    size = cfg.output.image_size
-    batches = (_resize(b, size) for b in task.image_batches(opts))
-    return _write_batches(zw, batches, opts.n, cfg.spec.task, opts.progress)
+    return _write_batches(zw, generate_batches(task, cfg, opts), opts.n, cfg.spec.task, opts.progress)
 
 
 def load_run(where: str | Path, device: str | None = None, overrides: dict | None = None) -> tuple[Config, Task, Path]:

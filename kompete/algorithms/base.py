@@ -126,6 +126,10 @@ class Task:
         Checks the request before yielding anything (e.g. more translations than the photos allow)."""
         raise NotImplementedError
 
+    def max_images(self) -> int | None:
+        """The most images `image_batches` can make (None: no limit)."""
+        return None
+
     def load_weights(self, state: dict[str, Any]) -> None:
         """Only what generation needs from a checkpoint (by default, everything)."""
         self.load_state_dict(state)

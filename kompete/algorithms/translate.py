@@ -121,6 +121,9 @@ class DomainPairTask(Task):
         pairs = torch.stack([self.grid_photos.float(), fake], 1).flatten(0, 1)
         return to_uint8(pairs).contiguous()
 
+    def max_images(self) -> int | None:
+        return 2 * len(self.photos) if self.photos is not None else None
+
     def image_batches(self, opts: GenerateOptions) -> Iterator[torch.Tensor]:
         """Every photo through the photo -> painting generator, in order; past the last photo, the photos again,
         mirrored (so up to twice as many distinct images as photos). Deterministic: no noise involved."""

@@ -29,6 +29,9 @@ def default_run_dir(name: str) -> Path:
                    "runtime limit counted from the kernel start (KOMPETE_KERNEL_START).")
 @click.option("--resume", "resume", type=click.Path(path_type=Path), default=None,
               help="Continue from the newest checkpoint in this run folder (or a previous kernel's output).")
+@click.option("--from", "resume_from", type=click.Choice(["last", "best"]), default="last",
+              help="With --resume: continue from the newest checkpoint, or from best.pt (best-restart: the "
+                   "lowest in-training MiFID, optimiser, EMA and RNG state included).")
 @click.option("--fresh", is_flag=True, help="Start over: delete the checkpoints and metrics already in the run folder.")
 @click.option("--max-steps", type=int, default=None, help="Stop after this many steps (smoke tests).")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: the best available).")
@@ -37,25 +40,35 @@ def default_run_dir(name: str) -> Path:
 @record_option
 @db_option
 def train(competition: str, data_dir: str | None, run_dir: Path | None, time_budget: str | None,
-          resume: Path | None, fresh: bool, max_steps: int | None, device: str | None, quiet: bool,
+          resume: Path | None, resume_from: str, fresh: bool, max_steps: int | None, device: str | None, quiet: bool,
           overrides: tuple[str, ...], record: bool, db_path: Path | None) -> None:
     """Train COMPETITION's model until the time budget, keeping time to generate the submission.
 
     \b
     kompete train sample-dogs --time-budget 60s
+    kompete train sample-dogs --set eval.every_minutes=0.5      # in-training MiFID, best.pt, mifid.png
+    kompete train sample-dogs --resume runs/sample-dogs --from best   # best-restart
     kompete train generative-dog-images --set train.model=sngan_cond --set train.loss=hinge
     torchrun --nproc_per_node 2 -m kompete train generative-dog-images      # two GPUs (DDP)
     """
     from kompete.train.budget import make_budget, parse_duration
 
     cfg = config_for(competition, overrides)
+    if resume_from == "best":
+        from kompete.errors import ConfigError
+        from kompete.train import state as ckpt
+
+        if resume is None:
+            raise ConfigError("--from best needs --resume RUN (the run whose best.pt to continue)")
+        resume = ckpt.choose_checkpoint(resume, "best")
     budget = make_budget(cfg, parse_duration(time_budget) if time_budget else None)
     from kompete.generate import estimate_seconds
+    from kompete.metrics.evaluation import evaluation_callbacks
     from kompete.train.run import train_run
 
     result = train_run(cfg, run_dir or default_run_dir(cfg.name), budget, data_dir=data_dir, resume=resume,
                        fresh=fresh, max_steps=max_steps, device=device, progress=not quiet,
-                       generation_estimate=estimate_seconds)
+                       generation_estimate=estimate_seconds, callbacks=evaluation_callbacks(cfg, data_dir))
     if result is None:  # not the main DDP rank
         return
     click.echo("\n".join(result.lines()))
@@ -80,9 +93,12 @@ def train(competition: str, data_dir: str | None, run_dir: Path | None, time_bud
 @click.option("--seed", type=int, default=None, help="Noise seed (default: generate.seed).")
 @click.option("--device", default=None, help="cpu, cuda ... (default: the best available).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--checkpoint", "which", default="auto", metavar="best|last|PATH",
+              help="Which checkpoint: best (lowest in-training MiFID), last, or a file; auto: the best when "
+                   "the run kept one, else the last.")
 @data_dir_option
 def generate(target: str, out: Path | None, n: int | None, truncation: float | None, seed: int | None,
-             device: str | None, quiet: bool, data_dir: str | None) -> None:
+             device: str | None, quiet: bool, which: str, data_dir: str | None) -> None:
     """Write the submission zip from TARGET: a run folder, a checkpoint file, or a competition name
     (its default run folder runs/<name>).
 
@@ -90,9 +106,11 @@ def generate(target: str, out: Path | None, n: int | None, truncation: float | N
     kompete generate runs/sample-dogs --out images.zip
     kompete generate sample-dogs --n 10000 --seed 1
     kompete generate runs/gan-getting-started --data-dir data/gan-getting-started   # translate the photos
+    kompete generate runs/sample-dogs --checkpoint last
     """
     from kompete.errors import ConfigError
     from kompete.generate import generate_zip
+    from kompete.train import state as ckpt
 
     where = Path(target)
     if not where.exists():
@@ -103,7 +121,13 @@ def generate(target: str, out: Path | None, n: int | None, truncation: float | N
         raise ConfigError("--n must be at least 1")
     if truncation is not None and truncation < 0:
         raise ConfigError("--truncation must be >= 0")
+    if which not in ("auto", "best", "last"):
+        if not Path(which).is_file():
+            raise ConfigError(f"--checkpoint {which}: expected best, last or a checkpoint file")
+        where, which = Path(which), "last"
+    chosen = ckpt.choose_checkpoint(where, which)
+    click.echo(f"from {ckpt.describe_checkpoint(chosen)}")
     start = time.perf_counter()
-    path = generate_zip(where, out, n=n, seed=seed, truncation=truncation, device=device, progress=not quiet,
+    path = generate_zip(chosen, out, n=n, seed=seed, truncation=truncation, device=device, progress=not quiet,
                         data_dir=data_dir)
     click.echo(f"wrote {path} in {time.perf_counter() - start:.1f} s")

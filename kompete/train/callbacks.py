@@ -1,5 +1,6 @@
 """What happens around the loop, registered by the run: metrics.csv, sample grids, plots, anything new
-(an in-training evaluation, a ledger row). The Trainer calls every callback's hooks in order; a callback
+(an in-training evaluation, a ledger row). A callback that adds columns to the metrics rows lists them in
+`fields` and runs before MetricsCsv (the run puts its own callbacks first). The Trainer calls every callback's hooks in order; a callback
 never decides whether training stops.
 
 Hooks, each given the Trainer: `on_start` (before the first step), `on_step` (after every step: keep it
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 
 class Callback:
     main_only = True  # most callbacks write files: only rank 0 runs them
+    fields: tuple[str, ...] = ()  # metrics.csv columns this callback fills in the rows it is handed
 
     def on_start(self, trainer: "Trainer") -> None: ...
     def on_step(self, trainer: "Trainer") -> None: ...
@@ -46,12 +48,11 @@ class StepHook(Callback):
 class MetricsCsv(Callback):
     """metrics.csv: one row per tick, with every column the row has (losses, lrs, images/s, times)."""
 
-    def __init__(self, extra_fields: tuple[str, ...] = ()):
-        self.extra_fields = extra_fields
+    def __init__(self) -> None:
         self.log: MetricsLog | None = None
 
     def on_start(self, trainer: "Trainer") -> None:
-        self.log = MetricsLog(trainer.run_dir / "metrics.csv", [*trainer.row_fields(), *self.extra_fields])
+        self.log = MetricsLog(trainer.run_dir / "metrics.csv", trainer.row_fields())
 
     def on_tick(self, trainer: "Trainer", row: dict[str, Any]) -> None:
         assert self.log is not None

@@ -26,7 +26,8 @@ def train_run(cfg: Config, run_dir: str | Path, budget: Budget, data_dir: str | 
 
     `generation_estimate(task, cfg)` (kompete.generate.estimate_seconds: the same writer generation will
     use) reserves time so that generation fits in the budget too; without it, the whole budget trains.
-    `callbacks` run after the default ones (metrics.csv, sample grids, plots).
+    `callbacks` run before the default ones (metrics.csv, sample grids, plots), so the columns they fill
+    in a metrics row are written with it.
 
     Without --resume, a run folder that already holds checkpoints is continued (a preempted or
     interrupted run picks up where it stopped); `fresh` discards them first.
@@ -43,7 +44,7 @@ def train_run(cfg: Config, run_dir: str | Path, budget: Budget, data_dir: str | 
         if generation_estimate is not None:
             set_reserve(budget, generation_estimate(task, cfg), cfg.train.safety_margin_s)
         trainer = Trainer(cfg, task, run_dir, budget, progress=progress, max_steps=max_steps,
-                          callbacks=[*default_callbacks(), *callbacks])
+                          callbacks=[*callbacks, *default_callbacks()])
         source = resume if resume is not None else (run_dir if ckpt.list_checkpoints(run_dir) else None)
         if ctx.is_main:
             for note in ctx.notes:
@@ -51,6 +52,10 @@ def train_run(cfg: Config, run_dir: str | Path, budget: Budget, data_dir: str | 
             click.echo(budget.describe())
         if source is not None:
             path = trainer.resume(source)
+            if path.name == ckpt.BEST and path.parent.parent.resolve() == run_dir.resolve() and ctx.is_main:
+                aside = ckpt.set_aside_later(run_dir, task.step_count)  # best-restart in place
+                if aside is not None:
+                    click.echo(f"best-restart: later checkpoints moved to {aside}")
             if ctx.is_main:
                 click.echo(f"resumed from {path} at step {task.step_count}")
         result = trainer.run()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -14,17 +15,24 @@ from kompete.paths import atomic_output
 CHECKPOINT_DIR = "checkpoints"
 PATTERN = re.compile(r"step-(\d+)\.pt$")
 FORMAT = 1
+BEST = "best.pt"  # the lowest in-training MiFID; never rotated (its score is in best.json beside it)
+BEST_JSON = "best.json"
 
 
 def checkpoint_path(run_dir: str | Path, step: int) -> Path:
     return Path(run_dir) / CHECKPOINT_DIR / f"step-{step:08d}.pt"
 
 
+def write_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
+    """One checkpoint file, written atomically."""
+    with atomic_output(Path(path)) as tmp:
+        torch.save({"format": FORMAT, **payload}, tmp)
+    return Path(path)
+
+
 def save_checkpoint(run_dir: str | Path, step: int, payload: dict[str, Any], keep: int = 2) -> Path:
     """Write `payload` as checkpoints/step-NNNNNNNN.pt (atomically), then drop all but the newest `keep`."""
-    path = checkpoint_path(run_dir, step)
-    with atomic_output(path) as tmp:
-        torch.save({"format": FORMAT, **payload}, tmp)
+    path = write_checkpoint(checkpoint_path(run_dir, step), payload)
     for old in list_checkpoints(run_dir)[:-keep]:
         if old != path:
             old.unlink(missing_ok=True)
@@ -65,3 +73,53 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise TrainingError(f"{path} is not a kompete checkpoint")
     return payload
+
+
+def best_checkpoint(where: str | Path) -> Path | None:
+    """checkpoints/best.pt of a run folder (or of the run one level down, in a kernel's output), if any."""
+    root = Path(where)
+    for folder in (root, root / CHECKPOINT_DIR, *(sub / CHECKPOINT_DIR for sub in sorted(root.glob("*/")))):
+        if (folder / BEST).is_file():
+            return folder / BEST
+    return None
+
+
+def choose_checkpoint(where: str | Path, which: str = "auto") -> Path:
+    """`best`, `last`, or `auto` (the best when the run kept one, else the newest); a file path is itself."""
+    path = Path(where)
+    if path.is_file():
+        return path
+    if which in ("best", "auto"):
+        best = best_checkpoint(path)
+        if best is not None:
+            return best
+        if which == "best":
+            raise TrainingError(f"no {BEST} in {path}: the run kept no best checkpoint",
+                                hint="train with eval.every_minutes > 0, or use --checkpoint last")
+    return find_checkpoint(path)
+
+
+def describe_checkpoint(path: Path) -> str:
+    """The checkpoint's name, with its in-training score when it is a best.pt."""
+    if path.name == BEST:
+        try:
+            info = json.loads((path.parent / BEST_JSON).read_text())
+            return (f"{path} (best: in-training MiFID {info['mifid']:.3f} on {info['n_images']} images "
+                    f"at step {info['step']})")
+        except (OSError, ValueError, KeyError):
+            return f"{path} (best)"
+    return f"{path} (last)" if PATTERN.search(path.name) else str(path)
+
+
+def set_aside_later(run_dir: str | Path, step: int) -> Path | None:
+    """Move the run's checkpoints newer than `step` into checkpoints/after-step-N/ (best-restart: the run
+    goes on from an earlier step, and the newer files would otherwise be taken for its newest). Nothing
+    is deleted; returns the folder, or None when there was nothing newer."""
+    later = [p for p in list_checkpoints(run_dir) if int(PATTERN.search(p.name).group(1)) > step]
+    if not later:
+        return None
+    aside = later[0].parent / f"after-step-{step:08d}"
+    aside.mkdir(exist_ok=True)
+    for p in later:
+        p.rename(aside / p.name)
+    return aside

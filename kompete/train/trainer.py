@@ -141,7 +141,7 @@ class Trainer:
     def row_fields(self) -> list[str]:
         """The columns of a metrics row, in order."""
         return ["step", "epoch", *self.task.loss_names, *[f"lr_{k}" for k in self.task.base_lrs()],
-                "images_per_s", "elapsed_s", "time_left_s"]
+                "images_per_s", "elapsed_s", "time_left_s", *[f for cb in self.callbacks for f in cb.fields]]
 
     @property
     def elapsed(self) -> float:
@@ -251,14 +251,16 @@ class Trainer:
             click.echo(f"\nwarning: non-finite loss near step {step}; restored {self.last_checkpoint.name}, "
                        f"learning rates x{self.lr_scale:g}", err=True)
 
+    def checkpoint_payload(self) -> dict[str, Any]:
+        """Everything a checkpoint holds: the task's state, the trainer's, the config, the rebuild facts."""
+        return {"task": self.task.state_dict(), "trainer": {"lr_scale": self.lr_scale},
+                "config": self.cfg.to_dict(), "meta": self.task.checkpoint_meta(), "step": self.task.step_count}
+
     def _checkpoint(self) -> Path:
         """Rank 0 writes; every rank then knows the path (a NaN restore loads it on all of them)."""
         ctx, step = self.task.ctx, self.task.step_count
         if ctx.is_main:
-            payload: dict[str, Any] = {"task": self.task.state_dict(), "trainer": {"lr_scale": self.lr_scale},
-                                       "config": self.cfg.to_dict(), "meta": self.task.checkpoint_meta(),
-                                       "step": step}
-            ckpt.save_checkpoint(self.run_dir, step, payload, self.cfg.train.keep_checkpoints)
+            ckpt.save_checkpoint(self.run_dir, step, self.checkpoint_payload(), self.cfg.train.keep_checkpoints)
         ctx.barrier()
         self.last_checkpoint = ckpt.checkpoint_path(self.run_dir, step)
         self._last_ckpt_time = time.monotonic()
