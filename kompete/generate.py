@@ -153,10 +153,10 @@ def _photos(task: Task, cfg: Config, data_dir: str | None) -> torch.Tensor:
     held = getattr(task, "photos", None)
     if held is not None:
         return held
-    from kompete.data import resolve_data_dir
+    from kompete.data import locate, resolve_data_dir
     from kompete.data.monet import load_domain
 
-    photos = load_domain(cfg, resolve_data_dir(cfg, data_dir) / cfg.data.source_dir, progress=False)
+    photos = load_domain(cfg, locate.folder(cfg, resolve_data_dir(cfg, data_dir), "source"), progress=False)
     return torch.from_numpy(photos.images).permute(0, 3, 1, 2)
 
 
