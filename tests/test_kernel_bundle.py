@@ -88,7 +88,7 @@ def test_sources_lose_url_prefixes_and_sweeps_get_distinct_slugs(tmp_path):
     b = build_bundle(cfg, "alice", out_root=tmp_path, score=True, resume_from="code/alice/kompete-old-run/3")
     meta = json.loads((b.folder / "kernel-metadata.json").read_text())
     assert meta["dataset_sources"] == ["alice/inception-weights"]
-    assert meta["kernel_sources"] == ["alice/kompete-old-run"]
+    assert meta["kernel_sources"] == ["alice/kompete-old-run/3"]  # the version stays: that output is attached
     script = (b.folder / "kernel.py").read_text()
     assert '"--resume", "{input}/kompete-old-run/run"' in script
     assert 'SCORE_NEEDS = ["inception-weights"]' in script and '["score", ["score"' in script

@@ -153,9 +153,9 @@ class DomainPairTask(Task):
         """The photos to translate as uint8 NCHW: the training copy, else read (cached) from disk."""
         if self.photos is not None:
             return self.photos
-        from kompete.data import resolve_data_dir
+        from kompete.data import locate, resolve_data_dir
         from kompete.data.monet import load_domain
 
-        photos = load_domain(self.cfg, resolve_data_dir(self.cfg, data_dir) / self.cfg.data.source_dir,
+        photos = load_domain(self.cfg, locate.folder(self.cfg, resolve_data_dir(self.cfg, data_dir), "source"),
                              progress=False)
         return torch.from_numpy(photos.images).permute(0, 3, 1, 2)

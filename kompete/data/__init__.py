@@ -6,6 +6,7 @@ from pathlib import Path
 
 from kompete import paths
 from kompete.config import Config
+from kompete.data import locate
 from kompete.data.images import IMAGE_SUFFIXES, DataSummary, DomainPair, ImageSet, list_images
 from kompete.errors import DataError
 
@@ -24,7 +25,7 @@ def resolve_data_dir(cfg: Config, data_dir: str | Path | None = None) -> Path:
     else:
         candidates = []
         if cfg.data.kaggle_dir:
-            candidates.append(paths.kaggle_input() / cfg.data.kaggle_dir)
+            candidates.append(locate.competition_dir(paths.kaggle_input(), cfg.data.kaggle_dir))
         if cfg.data.local_dir:
             candidates.append(Path(cfg.data.local_dir))
     for folder in candidates:
@@ -57,9 +58,9 @@ def reference_files(cfg: Config, data_dir: str | Path | None = None) -> list[Pat
     """The image files of the metric's real set: every training image, or the target-domain paintings."""
     root = resolve_data_dir(cfg, data_dir)
     if cfg.metric.reference == "train_images":
-        folder = root / (cfg.data.images_dir if cfg.data.layout == "dogs" else cfg.data.source_dir)
+        folder = locate.folder(cfg, root, "images" if cfg.data.layout == "dogs" else "source")
     else:
-        folder = root / cfg.data.target_dir
+        folder = locate.folder(cfg, root, "target")
     if not folder.is_dir():
         raise DataError(f"no reference images: {folder} does not exist",
                         hint=f"run `kompete data download {cfg.name}` or pass --data-dir")

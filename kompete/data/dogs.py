@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from kompete.config import Config
-from kompete.data import cache
+from kompete.data import cache, locate
 from kompete.data.images import (DataSummary, ImageSet, Timer, center_square, list_images, parallel_map,
                                  resize_square, stack)
 from kompete.errors import DataError
@@ -42,7 +42,9 @@ class DogJob:
 def prepare_dogs(cfg: Config, root: Path, progress: bool = True) -> ImageSet:
     """Crops of every annotated dog under `root`, cached by the inputs and crop settings."""
     d = cfg.data
-    images_dir, annotations_dir = root / d.images_dir, root / d.annotations_dir
+    found = locate.find(cfg, root).folders  # flat, nested or zipped (kompete.data.locate)
+    images_dir = found.get("images", root / d.images_dir)
+    annotations_dir = found.get("annotations", root / d.annotations_dir)
     if not images_dir.is_dir():
         raise DataError(f"no {d.images_dir}/ folder in {root}",
                         hint=f"run `kompete data download {cfg.name}` or pass --data-dir")

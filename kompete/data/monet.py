@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from kompete.config import Config
-from kompete.data import cache
+from kompete.data import cache, locate
 from kompete.data.images import (DataSummary, DomainPair, ImageSet, Timer, center_square, list_images, open_rgb,
                                  parallel_map, resize_square, stack)
 from kompete.errors import DataError
@@ -19,8 +19,9 @@ from kompete.errors import DataError
 
 def load_domains(cfg: Config, root: Path, progress: bool = True) -> DomainPair:
     d = cfg.data
-    return DomainPair(source=load_domain(cfg, root / d.source_dir, progress),
-                      target=load_domain(cfg, root / d.target_dir, progress))
+    found = locate.find(cfg, root).folders  # flat or a nested copy (kompete.data.locate)
+    return DomainPair(source=load_domain(cfg, found.get("source", root / d.source_dir), progress),
+                      target=load_domain(cfg, found.get("target", root / d.target_dir), progress))
 
 
 def load_domain(cfg: Config, folder: Path, progress: bool = True) -> ImageSet:

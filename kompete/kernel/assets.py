@@ -2,6 +2,8 @@
 
 Kernels run with internet off, so scoring inside a kernel needs the FID Inception weights attached as a
 dataset; list it in `kernel.dataset_sources` (`kompete kernel build --set kernel.dataset_sources=[OWNER/SLUG]`).
+The weights are all it needs: the FID Inception graph itself comes with kompete (kompete/metrics/inception.py),
+so pytorch-fid, absent from Kaggle's image, need not travel.
 """
 
 from __future__ import annotations

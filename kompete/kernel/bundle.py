@@ -30,6 +30,7 @@ from kompete.errors import ConfigError, KompeteError
 MAX_SCRIPT_BYTES = 1_000_000  # Kaggle's kernel-source limit is 1 MB
 CODE_FILE = "kernel.py"
 SLUG_MAX = 50
+KERNEL_CHECKPOINT_MINUTES = 10  # inside a kernel, unless the config asks for more often
 
 
 class BundleError(KompeteError):
@@ -50,13 +51,15 @@ def stages(cfg: Config, score: bool, resume_from: str | None = None) -> list[tup
     """What the kernel runs, as kompete command lines. The kernel fills {config} (the embedded YAML), {run}
     (/kaggle/working/run), {zip} (/kaggle/working/<archive>) and {input} (/kaggle/input)."""
     train = ["train", "{config}", "--out", "{run}", "--quiet"]
-    if resume_from:  # the earlier kernel's /kaggle/working arrives as /kaggle/input/<slug>
+    if cfg.train.checkpoint_minutes > KERNEL_CHECKPOINT_MINUTES:  # a hard kill loses at most this much
+        train += ["--set", f"train.checkpoint_minutes={KERNEL_CHECKPOINT_MINUTES}"]
+    if resume_from:  # expected at /kaggle/input/<slug>/run; the script looks elsewhere when it is not there
         train += ["--resume", "{input}/" + _kernel_source(resume_from).split("/")[1] + "/run"]
     steps = [("train", train),
              ("generate", ["generate", "{run}", "--out", "{zip}", "--quiet"]),
              ("validate", ["validate", "{config}", "{zip}"])]
     if score:
-        steps.append(("score", ["score", "{config}", "{zip}", "--quiet"]))
+        steps.append(("score", ["score", "{config}", "{zip}", "--json"]))  # the script keeps the JSON line
     return steps
 
 
@@ -113,8 +116,9 @@ def _strip_prefix(ref: str, prefix: str) -> str:
 
 
 def _kernel_source(ref: str) -> str:
-    """OWNER/SLUG[/VERSION] -> OWNER/SLUG: the kernel's latest output arrives under /kaggle/input/<slug>."""
-    return "/".join(_strip_prefix(ref, "code/").split("/")[:2])
+    """OWNER/SLUG[/VERSION] (URL prefixes dropped); with a version, that version's output is attached, which
+    Kaggle's metadata allows (`owner/slug[/ver]`); it arrives under /kaggle/input/<slug>."""
+    return _strip_prefix(ref, "code/")
 
 
 def dataset_slugs(cfg: Config) -> list[str]:
@@ -200,6 +204,10 @@ def build_bundle(cfg: Config, owner: str, variant: str | None = None, out_root: 
         raise ConfigError(f"kernel owner {owner!r} must be a Kaggle user name",
                           hint="pass --owner USER or set KAGGLE_USERNAME")
     kernel_id = f"{owner}/{kernel_slug(cfg.name, variant)}"
+    if score and not cfg.kernel.dataset_sources:
+        raise BundleError("--score needs the FID Inception weights inside the kernel, and no dataset is attached",
+                          hint="run `kompete assets push` once, then build with "
+                               "--set kernel.dataset_sources=[OWNER/kompete-assets] (or --no-score)")
     secrets = _secrets_in_environment()
     package = package_archive(secrets)
     script = render_script(cfg, kernel_id, score, package, resume_from)

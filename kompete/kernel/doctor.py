@@ -80,6 +80,8 @@ def _data_check(competition: str) -> Check:
         cfg = load_config(competition)
         if cfg.data.sample is not None:
             return Check("data", True, f"{cfg.name} is a sample: generated on first use")
-        return Check("data", True, f"found in {data.resolve_data_dir(cfg)}")
+        from kompete.data import locate
+
+        return Check("data", True, locate.require(cfg, data.resolve_data_dir(cfg)).describe())
     except KompeteError as exc:
         return Check("data", False, exc.render())

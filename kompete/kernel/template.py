@@ -18,14 +18,17 @@ import os
 import platform
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tarfile
 from pathlib import Path
 
 COMPETITION = "__COMPETITION__"
+SLUG = "__SLUG__"
 CONFIG_HASH = "__CONFIG_HASH__"
 SOURCE_HASH = "__SOURCE_HASH__"  # the unpacked source is reused only when it is this very source
 KOMPETE_VERSION = "__VERSION__"
@@ -67,93 +70,289 @@ def unpack():
     return src, cfg
 
 
-def gpu_count():
-    try:
-        import torch
-        return torch.cuda.device_count()
-    except Exception:
-        return 0
+PROGRESS_S = float(os.environ.get("KOMPETE_PROGRESS_S", "300"))  # a log line every 5 minutes while training
+SAMPLE_GRIDS_KEPT = 8    # sample grids left in the output (thinned evenly), besides final.png
+MAX_OUTPUT_FILES = 400   # Kaggle keeps at most 500 output files
+OPTIONAL = {"score"}     # stages whose failure is a warning: the zip is what Kaggle scores
+CHILD = {"proc": None, "signal": None}  # the running kompete child, and a signal the script received
+GPUS = []
 
 
 def kompete(src, args, env, ddp=False):
+    """Run one kompete command; SIGTERM/SIGINT reaching the script are passed on to it (see on_signal)."""
     cmd = [sys.executable, "-m", "kompete", *args]
-    n = gpu_count() if ddp else 0
+    n = len(GPUS) if ddp else 0
     if n > 1:  # e.g. two T4s: one process per GPU (DDP)
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
                "-m", "kompete", *args]
     log(("$ torchrun x%d kompete " % n if n > 1 else "$ kompete ") + " ".join(args))
-    return subprocess.run(cmd, env=env, cwd=str(kaggle_root() / "working")).returncode
-
-
-def environment_report():
-    log(f"python {platform.python_version()} on {platform.platform()}")
+    # a session of its own: a signal to the script's process group reaches the child once, through on_signal
+    # (a second SIGTERM would make the trainer die without its checkpoint)
+    proc = subprocess.Popen(cmd, env=env, cwd=str(kaggle_root() / "working"), start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    CHILD["proc"] = proc
+    tail = []
     try:
-        import torch
-        gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-        log(f"torch {torch.__version__}, CUDA {torch.version.cuda}, GPUs: {', '.join(gpus) or 'none'}")
-    except Exception as exc:  # the report must never stop the run
-        log(f"torch not importable: {exc}")
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            tail = (tail + [line.rstrip("\n")])[-40:]
+        return proc.wait()
+    finally:
+        CHILD["proc"] = None
+        CHILD["tail"] = tail
+
+
+def on_signal(signum, frame):
+    CHILD["signal"] = signal.Signals(signum).name
+    proc = CHILD["proc"]
+    log(f"received {CHILD['signal']}: " + ("passing it to the running stage, which saves a checkpoint; "
+                                         "then generating from it" if proc else "finishing the current stage"))
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signum)
+
+
+def child_json(src, env, module_args):
+    """Run `python -m kompete.kernel.preflight ...` and read the JSON object on its last line."""
+    run = subprocess.run([sys.executable, "-m", "kompete.kernel.preflight", *module_args], env=env,
+                         capture_output=True, text=True, cwd=str(kaggle_root() / "working"))
+    try:
+        return json.loads(run.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        tail = (run.stdout + run.stderr).strip().splitlines()[-5:]
+        return {"problems": ["the preflight itself failed: " + " | ".join(tail)], "warnings": [], "notes": [],
+                "gpus": [], "resume": None}
+
+
+def nvidia_smi():
+    """[(name, memory used MiB, utilisation %)] from nvidia-smi, or None without it: no CUDA context here."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.used,utilization.gpu",
+                              "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    rows = []
+    for line in out.stdout.strip().splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        try:
+            rows.append((parts[0], float(parts[1]), float(parts[2])))
+        except (IndexError, ValueError):
+            rows.append((parts[0], 0.0, 0.0))
+    return rows
+
+
+def environment_report(preflight_gpus):
+    log(f"python {platform.python_version()} on {platform.platform()}")
+    smi = nvidia_smi()
+    GPUS[:] = [row[0] for row in smi] if smi is not None else list(preflight_gpus)
+    log(f"GPUs: {', '.join(GPUS) or 'none'} (from {'nvidia-smi' if smi is not None else 'torch in a child'})")
+    if not GPUS:
+        log("WARNING: no GPU visible: training runs on the CPU, far slower (Settings > Accelerator > GPU T4 x2)")
+    elif len(GPUS) > 1:
+        log(f"training uses all {len(GPUS)} GPUs (torchrun, one process each)")
     log(f"kompete {KOMPETE_VERSION} (git {GIT_SHA}), config hash {CONFIG_HASH}")
 
 
-def preflight(working):
-    problems = []
-    inputs = kaggle_root() / "input"
-    if KAGGLE_DIR and not (inputs / KAGGLE_DIR).is_dir():
-        problems.append(f"competition data missing: {inputs / KAGGLE_DIR} (attach the competition)")
-    for need in SCORE_NEEDS:
-        if not (inputs / need).exists():
-            problems.append(f"scoring needs {inputs / need} (attach the weights dataset)")
+def last_metrics(csv_path):
+    try:
+        lines = csv_path.read_text().strip().splitlines()
+    except OSError:
+        return None
+    if len(lines) < 2:
+        return None
+    header, row = lines[0].split(","), lines[-1].split(",")
+    return dict(zip(header, row)) if len(row) == len(header) else None
+
+
+def hms(seconds):
+    seconds = max(0, int(float(seconds)))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def progress_line(row):
+    skip = {"step", "epoch", "images_per_s", "elapsed_s", "time_left_s"}
+    losses = " ".join(f"{k} {v}" for k, v in row.items() if k not in skip and not k.startswith("lr_") and v)
+    left = row.get("time_left_s") or "0"
+    eta = time.strftime("%H:%M", time.localtime(time.time() + float(left or 0)))
+    return (f"progress: step {row.get('step')}, epoch {row.get('epoch')}, {row.get('images_per_s')} img/s, "
+            f"{losses}; training {hms(left)} left (ends ~{eta})")
+
+
+def monitor(run_dir, stop):
+    """Every PROGRESS_S: the trainer's last metrics.csv row, and a warning if a GPU sits idle."""
+    warned, seen = False, None
+    while not stop.wait(PROGRESS_S):
+        row = last_metrics(run_dir / "metrics.csv")
+        if row is None:
+            log("progress: no metrics yet (loading data or compiling)")
+        elif row != seen:
+            log(progress_line(row))
+        else:
+            log(f"progress: no new metrics row since step {row.get('step')}")
+        seen = row
+        smi = nvidia_smi() or []
+        idle = [i for i, (_, mem, util) in enumerate(smi) if mem < 200 and util < 1]
+        if len(smi) > 1 and idle and not warned:
+            log(f"WARNING: GPU {', '.join(map(str, idle))} of {len(smi)} is idle: only part of the hardware trains")
+            warned = True
+
+
+def prune_output(working, run_dir):
+    """Keep what resuming and generating need: the newest checkpoint (and a best one), a few sample grids."""
+    ckpts = sorted(run_dir.glob("checkpoints/step-*.pt"))
+    for old in ckpts[:-1]:
+        old.unlink()
+    grids = sorted(p for p in run_dir.glob("samples/*.png") if p.name != "final.png")
+    if len(grids) > SAMPLE_GRIDS_KEPT:
+        keep = {grids[round(i * (len(grids) - 1) / (SAMPLE_GRIDS_KEPT - 1))] for i in range(SAMPLE_GRIDS_KEPT)}
+        for g in grids:
+            if g not in keep:
+                g.unlink()
+    files = [p for p in working.rglob("*") if p.is_file()]
+    return len(files), sum(p.stat().st_size for p in files), (ckpts[-1] if ckpts else None)
+
+
+def zip_facts(zip_path):
+    import zipfile
+    try:
+        with zipfile.ZipFile(zip_path) as zf:
+            return {"members": len(zf.infolist()), "bytes": zip_path.stat().st_size}
+    except (OSError, zipfile.BadZipFile):
+        return {"members": 0, "bytes": zip_path.stat().st_size if zip_path.exists() else 0}
+
+
+def write_record(working, record):
+    tmp = working / ".kompete-run.json.tmp"
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, working / "kompete-run.json")
+
+
+def fill_args(args, fill):
+    for key, value in fill.items():
+        args = [a.replace(key, value) for a in args]
+    return args
+
+
+def resolve_resume(args, found):
+    """`--resume HINT` becomes the run the preflight found, or is dropped (a fresh start) when none fits."""
+    if "--resume" not in args:
+        return args
+    i = args.index("--resume")
+    return args[:i] + (["--resume", found] if found else []) + args[i + 2:]
+
+
+def main(argv):
+    os.environ.setdefault("KOMPETE_KERNEL_START", str(time.time()))  # the training deadline counts from here
+    working = kaggle_root() / "working"
+    run_dir = working / "run"
+    src, cfg = unpack()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(src), *filter(None, [env.get("PYTHONPATH")])])
+    env.setdefault("KOMPETE_KAGGLE_ROOT", str(kaggle_root()))
+    env["PYTHONUNBUFFERED"] = "1"
+    fill = {"{config}": str(cfg), "{run}": str(run_dir), "{zip}": str(working / ARCHIVE),
+            "{input}": str(kaggle_root() / "input")}
+    stage_names = [name for name, _ in STAGES]
+    train_args = next((fill_args(args, fill) for name, args in STAGES if name == "train"), [])
+    check = ["--stages", ",".join(stage_names), "--config-hash", CONFIG_HASH, str(cfg)]
+    if "--resume" in train_args:
+        check += ["--resume", "--resume-hint", train_args[train_args.index("--resume") + 1]]
     try:
         working.mkdir(parents=True, exist_ok=True)
         probe = working / ".kompete-write-test"
         probe.write_text("ok")
         probe.unlink()
     except OSError as exc:
-        problems.append(f"{working} is not writable: {exc}")
-    return problems
-
-
-def main(argv):
-    os.environ.setdefault("KOMPETE_KERNEL_START", str(time.time()))  # the training deadline counts from here
-    working = kaggle_root() / "working"
-    src, cfg = unpack()
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(src), *filter(None, [env.get("PYTHONPATH")])])
-    env.setdefault("KOMPETE_KAGGLE_ROOT", str(kaggle_root()))
-    env["PYTHONUNBUFFERED"] = "1"
+        log(f"preflight: {working} is not writable: {exc}")
+        return 2
     if "--self-check" in argv:
-        working.mkdir(parents=True, exist_ok=True)
-        return kompete(src, ["config", str(cfg)], env)
-    environment_report()
-    problems = preflight(working)
-    if problems:
-        for p in problems:
-            log("preflight: " + p)
+        rc = kompete(src, ["config", str(cfg)], env)
+        report = child_json(src, env, check)
+        for kind in ("notes", "warnings", "problems"):
+            for line in report[kind]:
+                log(f"self-check {kind[:-1]}: {line}")
+        return rc or (2 if report["problems"] else 0)
+    report = child_json(src, env, check)
+    environment_report(report["gpus"])
+    for line in report["notes"]:
+        log("preflight: " + line)
+    for line in report["warnings"]:
+        log("WARNING: " + line)
+    if report["problems"]:
+        for line in report["problems"]:
+            log("preflight: " + line)
         return 2
     (working / "kompete-config.yaml").write_text(CONFIG_YAML)
+    for s in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(s, on_signal)
     zip_path = working / ARCHIVE
-    failed = []
+    record = {"competition": COMPETITION, "config_hash": CONFIG_HASH, "kompete": KOMPETE_VERSION, "git": GIT_SHA,
+              "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "gpus": GPUS,
+              "resumed_from": report["resume"], "warnings": list(report["warnings"]), "stages": []}
     started = time.time()
-    try:
-        for name, args in STAGES:
-            fill = {"{config}": str(cfg), "{run}": str(working / "run"), "{zip}": str(zip_path),
-                    "{input}": str(kaggle_root() / "input")}
-            for key, value in fill.items():
-                args = [a.replace(key, value) for a in args]
-            if name == "train":  # local dry runs add e.g. "--max-steps 2"; unset on Kaggle
-                args += shlex.split(os.environ.get("KOMPETE_TRAIN_ARGS", ""))
-            t0 = time.time()
-            rc = kompete(src, args, env, ddp=(name == "train"))
-            log(f"{name}: exit {rc} after {time.time() - t0:.0f} s")
-            if rc != 0:
-                failed.append(name)
-                if name != "train":  # a failed training may have left a checkpoint: generate from it anyway
-                    break
-    finally:
-        size = zip_path.stat().st_size if zip_path.exists() else 0
-        log(f"total {time.time() - started:.0f} s; {ARCHIVE}: {size} bytes; failed stages: {failed or 'none'}")
-    return 1 if failed else 0
+    failed = []
+    for name, args in STAGES:
+        args = fill_args(args, fill)
+        if name == "train":  # local dry runs add e.g. "--max-steps 2"; unset on Kaggle
+            args = resolve_resume(args, report["resume"]) + shlex.split(os.environ.get("KOMPETE_TRAIN_ARGS", ""))
+        if name in OPTIONAL and CHILD["signal"]:
+            record["stages"].append({"name": name, "exit": None, "seconds": 0, "skipped": "stopped by a signal"})
+            continue
+        stop = threading.Event()
+        if name == "train":
+            threading.Thread(target=monitor, args=(run_dir, stop), daemon=True).start()
+        t0 = time.time()
+        rc = kompete(src, args, env, ddp=(name == "train"))
+        stop.set()
+        log(f"{name}: exit {rc} after {time.time() - t0:.0f} s")
+        entry = {"name": name, "exit": rc, "seconds": round(time.time() - t0, 1)}
+        if name == "score" and rc == 0:
+            entry["score"] = next((json.loads(l) for l in reversed(CHILD.get("tail", [])) if l.startswith("{")), None)
+        record["stages"].append(entry)
+        write_record(working, record)  # a hard kill later still leaves what happened so far
+        if rc != 0:
+            failed.append(name)
+            if name != "train" and name not in OPTIONAL:  # a failed training may have left a checkpoint
+                break
+    valid = any(s["name"] == "validate" and s["exit"] == 0 for s in record["stages"]) and zip_path.is_file()
+    n_files, n_bytes, ckpt = prune_output(working, run_dir) if valid else (0, 0, None)
+    if not valid:
+        files = [p for p in working.rglob("*") if p.is_file()]
+        n_files, n_bytes = len(files), sum(p.stat().st_size for p in files)
+    score = next((s.get("score") for s in record["stages"] if s.get("score")), None)
+    record.update(zip={"path": str(zip_path), "valid": valid, **zip_facts(zip_path)}, score=score,
+                  stopped_by=CHILD["signal"], failed=failed, seconds=round(time.time() - started, 1),
+                  output={"files": n_files, "bytes": n_bytes}, exit=0 if valid else 1)
+    write_record(working, record)
+    summary(record, ckpt, working)
+    return 0 if valid else 1
+
+
+def summary(record, ckpt, working):
+    log("summary: " + ", ".join(f"{s['name']} " + ("skipped" if s.get("skipped") else "ok" if s["exit"] == 0
+                                                   else f"FAILED (exit {s['exit']})") + f" {s['seconds']:.0f} s"
+                                for s in record["stages"]))
+    z = record["zip"]
+    log(f"{ARCHIVE}: {'valid' if z['valid'] else 'MISSING OR INVALID'}, {z['members']} files, {z['bytes']} bytes")
+    for name in record["failed"]:
+        if z["valid"]:
+            log(f"WARNING: {name} failed, but {ARCHIVE} is valid: this version can still be submitted")
+    for w in record["warnings"]:
+        log("WARNING: " + w)
+    if record["score"]:
+        s = record["score"]
+        log("score: " + ", ".join(f"{k} {s[k]}" for k in ("mifid", "fid", "memorization_distance") if k in s))
+    if record["stopped_by"]:
+        log(f"stopped by {record['stopped_by']}: generated from the last checkpoint")
+    if ckpt is not None:
+        log(f"checkpoint: {ckpt.relative_to(working)} (the newest; resuming and generating need only it)")
+        log(f"to continue training: `kompete kernel build {COMPETITION} --resume-from {SLUG}/VERSION` "
+            f"(VERSION: this version's number; the build attaches its output as an input), then push")
+    log(f"output: {record['output']['files']} files, {record['output']['bytes'] / 1e6:.1f} MB in {working}"
+        + (f" (WARNING: Kaggle keeps at most 500)" if record['output']['files'] > MAX_OUTPUT_FILES else ""))
+    log(f"total {record['seconds']:.0f} s; failed stages: {', '.join(record['failed']) or 'none'}; "
+        f"exit {record['exit']}")
 
 
 if __name__ == "__main__":

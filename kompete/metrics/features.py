@@ -43,8 +43,12 @@ def build_inception(state_dict: dict[str, torch.Tensor] | None = None, seed: int
     Without a state dict the weights are PyTorch's default initialisation under `seed`: the same
     architecture for tests, never for scores.
     """
-    from pytorch_fid.inception import InceptionV3
+    try:
+        from pytorch_fid.inception import InceptionV3
+    except ImportError:  # Kaggle's image has no pytorch-fid: kompete's copy of the same graph
+        from kompete.metrics.inception import build_fid_inception
 
+        return build_fid_inception(state_dict, seed, device, resize_input, normalize_input)
     if seed is not None:
         torch.manual_seed(seed)
     inner = _bare_fid_inception()
