@@ -344,9 +344,14 @@ def summary(record, ckpt, working):
         s = record["score"]
         log("score: " + ", ".join(f"{k} {s[k]}" for k in ("mifid", "fid", "memorization_distance") if k in s))
     if record["stopped_by"]:
-        log(f"stopped by {record['stopped_by']}: generated from the last checkpoint")
+        log(f"stopped by {record['stopped_by']}: generated from its checkpoints (the best when the run kept one)")
     if ckpt is not None:
-        log(f"checkpoint: {ckpt.relative_to(working)} (the newest; resuming and generating need only it)")
+        log(f"checkpoint: {ckpt.relative_to(working)} (the newest; resuming needs only it)")
+        best = ckpt.parent / "best.json"
+        if best.is_file():
+            info = json.loads(best.read_text())
+            log(f"best checkpoint: {best.with_suffix('.pt').relative_to(working)} (in-training MiFID "
+                f"{info['mifid']:.3f} on {info['n_images']} images at step {info['step']}; {ARCHIVE} comes from it)")
         log(f"to continue training: `kompete kernel build {COMPETITION} --resume-from {SLUG}/VERSION` "
             f"(VERSION: this version's number; the build attaches its output as an input), then push")
     log(f"output: {record['output']['files']} files, {record['output']['bytes'] / 1e6:.1f} MB in {working}"
