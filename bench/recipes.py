@@ -136,6 +136,15 @@ def score_checkpoint(path: Path, n: int, data_dir: str | None, device: str | Non
     return step, res
 
 
+def warm_data(comp: str, common: list[str], data_dir: str | None) -> None:
+    """Load (and for a sample, generate and cache) the training data once before any clock starts: the budget
+    starts before train_run loads its data, and the first recipe must not pay for building the cache."""
+    from kompete.train.task import task_class
+
+    cfg = load_config(comp, common)
+    task_class(cfg).load_data(cfg, data_dir, progress=False)
+
+
 def run_one(comp: str, overrides: list[str], seed: int, prof: dict, out: Path, data_dir: str | None,
             device: str | None) -> RunResult:
     budget_s, n, points = float(prof["budget_s"]), int(prof["n_images"]), int(prof.get("curve_points", 0))
@@ -195,6 +204,12 @@ def table(results: dict[str, list[RunResult]], notes: dict[str, list[str]], titl
     return "\n".join(lines)
 
 
+def load_results(path: Path) -> dict[str, list[RunResult]]:
+    raw = json.loads(path.read_text())
+    return {name: [RunResult(**{**r, "points": [Point(**p) for p in r["points"]]}) for r in runs]
+            for name, runs in raw.items()}
+
+
 def plot(results: dict[str, list[RunResult]], out: Path) -> None:
     import matplotlib
 
@@ -241,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-dir")
     ap.add_argument("--device")
     ap.add_argument("--out", type=Path, default=Path("bench-results/recipes"))
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the earlier results.json rows of recipes not run this time (e.g. after --only)")
     args = ap.parse_args(argv)
     if args.competition is None:  # `make bench`: prove the path on both samples, cheaply
         rc = 0
@@ -275,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, list[RunResult]] = {}
     notes: dict[str, list[str]] = {}
     t0 = time.perf_counter()
+    warm_data(comp_arg, common, args.data_dir)
     for recipe in recipes:
         overrides, notes[recipe.name] = resolve(comp_arg, recipe, common)
         for note in notes[recipe.name]:
@@ -294,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {recipe.name} seed {seed}: {r.steps} steps, {r.images_per_s:.0f} img/s, "
                   + (f"FID {last.fid:.1f}, MiFID {last.mifid:.1f}" if last else r.error or "no score")
                   + f" ({time.perf_counter() - t:.0f} s)", flush=True)
+    if args.merge and (out / "results.json").is_file():
+        results = {**load_results(out / "results.json"), **results}
     md = table(results, {k: v for k, v in notes.items() if v},
                f"{comp}: {profile} profile, {prof.get('budget_s')} s training per run, "
                f"{prof.get('n_images')} images scored (FID biased up at this count; compare rows only)")
