@@ -148,7 +148,7 @@ def warm_data(comp: str, common: list[str], data_dir: str | None) -> None:
 def run_one(comp: str, overrides: list[str], seed: int, prof: dict, out: Path, data_dir: str | None,
             device: str | None) -> RunResult:
     budget_s, n, points = float(prof["budget_s"]), int(prof["n_images"]), int(prof.get("curve_points", 0))
-    ckpt_min = budget_s / (points + 1) / 60 * 0.98 if points else 1e6
+    ckpt_min = budget_s / (points + 0.5) / 60 if points else 1e6  # the last one well before the end
     cfg = load_config(comp, overrides + [f"train.seed={seed}", f"output.n_min={n}", f"output.n_max={n}",
                                          f"generate.n_images={n}", f"train.checkpoint_minutes={ckpt_min}",
                                          f"train.keep_checkpoints={points + 3}", "train.safety_margin_s=0",
@@ -204,10 +204,11 @@ def table(results: dict[str, list[RunResult]], notes: dict[str, list[str]], titl
     return "\n".join(lines)
 
 
-def load_results(path: Path) -> dict[str, list[RunResult]]:
+def load_results(path: Path) -> tuple[dict[str, list[RunResult]], dict[str, list[str]]]:
     raw = json.loads(path.read_text())
-    return {name: [RunResult(**{**r, "points": [Point(**p) for p in r["points"]]}) for r in runs]
-            for name, runs in raw.items()}
+    runs = {name: [RunResult(**{**r, "points": [Point(**p) for p in r["points"]]}) for r in rs]
+            for name, rs in raw.get("runs", {}).items()}
+    return runs, raw.get("notes", {})
 
 
 def plot(results: dict[str, list[RunResult]], out: Path) -> None:
@@ -313,14 +314,15 @@ def main(argv: list[str] | None = None) -> int:
                   + (f"FID {last.fid:.1f}, MiFID {last.mifid:.1f}" if last else r.error or "no score")
                   + f" ({time.perf_counter() - t:.0f} s)", flush=True)
     if args.merge and (out / "results.json").is_file():
-        results = {**load_results(out / "results.json"), **results}
+        old_runs, old_notes = load_results(out / "results.json")
+        results, notes = {**old_runs, **results}, {**old_notes, **notes}
     md = table(results, {k: v for k, v in notes.items() if v},
                f"{comp}: {profile} profile, {prof.get('budget_s')} s training per run, "
                f"{prof.get('n_images')} images scored (FID biased up at this count; compare rows only)")
     md += f"\n\nTotal {time.perf_counter() - t0:.0f} s; device {args.device or ('cuda' if torch.cuda.is_available() else 'cpu')}."
     (out / "results.md").write_text(md + "\n")
-    (out / "results.json").write_text(json.dumps({k: [r.__dict__ | {"points": [p.__dict__ for p in r.points]}
-                                                      for r in v] for k, v in results.items()}, indent=1))
+    runs = {k: [r.__dict__ | {"points": [p.__dict__ for p in r.points]} for r in v] for k, v in results.items()}
+    (out / "results.json").write_text(json.dumps({"runs": runs, "notes": notes}, indent=1))
     plot(results, out)
     print(md)
     print(f"written: {out}/results.md, results.json, curves.png, samples.png")

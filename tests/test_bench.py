@@ -54,8 +54,9 @@ def test_recipes_tiny_tournament(tmp_path):
                       "--out", str(tmp_path / "out"))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     out = tmp_path / "out" / "sample-dogs"
-    results = json.loads((out / "results.json").read_text())
-    assert results["future"] == [] and "skipped" in proc.stdout
+    saved = json.loads((out / "results.json").read_text())
+    results = saved["runs"]
+    assert results["future"] == [] and "skipped" in saved["notes"]["future"][0]
     assert "dropped train.no_such_key=2" in proc.stdout
     for name in ("kompete", "optional"):
         run = results[name][0]
