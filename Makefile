@@ -12,7 +12,7 @@ else
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 endif
 
-.PHONY: install demo test bench kernel push sweep submit clean
+.PHONY: install demo test bench bench-gpu kernel push sweep submit clean
 
 install: $(STAMP)
 
@@ -31,8 +31,16 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider
 
+# bench/recipes.py runs a seconds-long smoke here (the tournament: `$(PY) bench/recipes.py sample-dogs`);
+# bench/gpu.py needs CUDA (`make bench-gpu`), so `make bench` runs its CPU dry run.
 bench: $(STAMP)
-	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in bench/*.py; do echo "== $$b"; \
+	  if [ $$b = bench/gpu.py ]; then $(PY) $$b --dry-run --out bench-results/dry || exit 1; \
+	  else $(PY) $$b || exit 1; fi; done
+
+# Everything GPU in one call of at most 8 minutes: bench-results/bench-gpu.{json,md}.
+bench-gpu:
+	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) bench/gpu.py --out bench-results
 
 clean:
 	rm -rf runs kernels/*/ .pytest_cache
