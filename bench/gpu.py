@@ -112,9 +112,10 @@ def count_flops_bytes(fn) -> tuple[float, float]:
 
 def dog_config(batch: int, amp: bool, compile_: bool, dry: bool):
     recipe = load_config("generative-dog-images")
-    keys = ("model", "loss", "lr_g", "lr_d", "beta1", "beta2", "z_dim", "g_channels", "d_channels",
-            "self_attention", "pixel_norm", "minibatch_std", "ema_decay")
+    keys = ("model", "loss", "lr_g", "lr_d", "beta1", "beta2", "g_channels", "d_channels")
+    gan = ("z_dim", "self_attention", "pixel_norm", "minibatch_std", "ema_decay")
     train = [f"train.{k}={json.dumps(getattr(recipe.train, k))}" for k in keys]
+    train += [f"gan.{k}={json.dumps(getattr(recipe.algo, k))}" for k in gan]
     size = ["data.image_size=16", "train.g_channels=8", "train.d_channels=8", "data.sample.n_images=64",
             "data.sample.image_size=32"] if dry else ["data.image_size=64", "data.sample.n_images=2048"]
     return load_config("sample-dogs", [*train, *size, f"train.batch_size={batch}", f"train.amp={str(amp).lower()}",
@@ -127,7 +128,7 @@ def dog_step_cost(cfg, data) -> tuple[float, float]:
     from kompete.registry import LOSSES, MODELS
 
     built = MODELS.get(cfg.train.model)(cfg, max(1, len(data.classes)))
-    G, D, loss = built.generator, built.discriminator, LOSSES.get(cfg.train.loss)(cfg.train)
+    G, D, loss = built.generator, built.discriminator, LOSSES.get(cfg.train.loss)(cfg.algo)
     b, s = min(cfg.train.batch_size, 8), cfg.data.image_size
     x, y = torch.randn(b, 3, s, s), torch.zeros(b, dtype=torch.long)
     yc = y if built.conditional else None
@@ -143,7 +144,7 @@ def dog_step_cost(cfg, data) -> tuple[float, float]:
 
 
 def part_dogs(suite: Suite) -> dict:
-    from kompete.train import task_class
+    from kompete.algorithms.base import task_class
 
     td = load_bench("train_dogs")
     dry = suite.dry
@@ -292,7 +293,8 @@ def part_cyclegan(suite: Suite) -> dict:
 
 def part_zips(suite: Suite) -> dict:
     from kompete.generate import GenerateOptions, write_zip
-    from kompete.train import build_task, make_context
+    from kompete.algorithms.base import build_task
+    from kompete.train.context import make_context
 
     dry = suite.dry
     out = Path(tempfile.mkdtemp(prefix="bench-gpu-zips-"))
@@ -435,7 +437,7 @@ def part_t4(suite: Suite) -> dict:
     dogs = suite.results.get("dogs_train", {})
     if "flops_per_image" not in dogs:
         cfg = dog_config(64, False, False, suite.dry)
-        from kompete.train import task_class
+        from kompete.algorithms.base import task_class
 
         flops, nbytes = dog_step_cost(cfg, task_class(cfg).load_data(cfg, progress=False))
     else:

@@ -44,7 +44,6 @@ from kompete.train.run import train_run  # noqa: E402
 HERE = Path(__file__).resolve().parent
 RECIPE_FILES = {"sample-dogs": "dogs.yaml", "generative-dog-images": "dogs.yaml",
                 "sample-monet": "monet.yaml", "gan-getting-started": "monet.yaml"}
-BASE_SECTIONS = ("train", "cyclegan")  # what a recipe's "default" means: the real competition's recipe
 
 
 @dataclass
@@ -88,12 +87,14 @@ def parse_recipes(raw: dict) -> list[Recipe]:
 
 
 def base_overrides(base: str | None) -> list[str]:
-    """The base competition's train/cyclegan keys as --set items: its default recipe, on another data set."""
+    """The base competition's recipe (its train keys and its algorithm's section) as --set items, so that a
+    recipe's "default" is the real competition's default, trained on another data set."""
     if not base:
         return []
-    cfg = load_config(base).to_dict()
+    loaded = load_config(base)
+    cfg = loaded.to_dict()
     items = []
-    for section in BASE_SECTIONS:
+    for section in ("train", loaded.spec.name):  # the loop's keys and the algorithm's own section
         for key, value in (cfg.get(section) or {}).items():
             items.append(f"{section}.{key}={json.dumps(value)}")
     return items
@@ -139,7 +140,7 @@ def score_checkpoint(path: Path, n: int, data_dir: str | None, device: str | Non
 def warm_data(comp: str, common: list[str], data_dir: str | None) -> None:
     """Load (and for a sample, generate and cache) the training data once before any clock starts: the budget
     starts before train_run loads its data, and the first recipe must not pay for building the cache."""
-    from kompete.train.task import task_class
+    from kompete.algorithms.base import task_class
 
     cfg = load_config(comp, common)
     task_class(cfg).load_data(cfg, data_dir, progress=False)
