@@ -45,11 +45,11 @@ def test_recipes_tiny_tournament(tmp_path):
     recipes.write_text("base: generative-dog-images\ncompetition: sample-dogs\n"
                        "profiles:\n  cpu: {budget_s: 3, seeds: [0], n_images: 16, curve_points: 1, threads: 1,\n"
                        "        set: [data.image_size=16, train.g_channels=4, train.d_channels=4, train.batch_size=8,"
-                       " train.self_attention=false, train.log_every=2, data.sample.n_images=32,"
+                       " gan.self_attention=false, train.log_every=2, data.sample.n_images=32,"
                        " data.sample.image_size=32, metric.reference_limit=24]}\n"
                        "recipes:\n  kompete: []\n"
                        "  future: [train.loss=no_such_loss]\n"
-                       "  optional: {set: [train.model=dcgan, train.loss=bce, train.ema_decay=0], optional: [train.no_such_key=2]}\n")
+                       "  optional: {set: [train.model=dcgan, train.loss=bce, gan.ema_decay=0], optional: [train.no_such_key=2]}\n")
     proc = run_script("bench/recipes.py", "sample-dogs", "--recipes", str(recipes), "--profile", "cpu",
                       "--out", str(tmp_path / "out"))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
