@@ -103,8 +103,10 @@ def base_overrides(base: str | None) -> list[str]:
 def resolve(comp: str, recipe: Recipe, common: list[str]) -> tuple[list[str] | None, list[str]]:
     """The full override list, or None when the config rejects the recipe; plus notes to print."""
     notes = [recipe.note] if recipe.note else []
+    from kompete.algorithms.base import task_class
+
     try:
-        load_config(comp, common + recipe.overrides)
+        task_class(load_config(comp, common + recipe.overrides))  # registry names (losses, models) too
     except ConfigError as exc:
         return None, [f"skipped (the config rejects it): {str(exc).split(': ', 1)[-1][:110]}"]
     kept = []
@@ -156,7 +158,7 @@ def run_one(comp: str, overrides: list[str], seed: int, prof: dict, out: Path, d
                                          "train.sample_every_epochs=100000"])
     run_dir = out / "runs" / f"{comp}-{overrides_tag(overrides)}-s{seed}"
     result = train_run(cfg, run_dir, make_budget(cfg, budget_s), data_dir=data_dir, fresh=True, device=device,
-                       progress=False, reserve_generation=False)
+                       progress=False)
     scored = []
     for path in ckpt.list_checkpoints(run_dir):
         step = int(path.stem.split("-")[1])
