@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from kompete.models.cut import PatchSampleMLP
-from kompete.models.patchnce import patchnce, patchnce_loss
+from kompete.models.cut import patchnce, patchnce_loss
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -3,7 +3,7 @@
 One ResNet generator (kompete.models.cyclegan's), one 70x70 PatchGAN, and a `PatchSampleMLP`: the
 encoder's activations at a few layers are sampled at the same patch positions for the source image
 (keys) and for the translated image (queries), projected by a 2-layer MLP per layer and L2-normalised;
-kompete.models.patchnce scores them. CUT and FastCUT share these networks; they differ in the loss
+`patchnce` (below) scores them. CUT and FastCUT share these networks; they differ in the loss
 weights and the identity NCE term, which the objective owns.
 
 The reference implementation's generator downsamples with anti-aliased (blur-pool) layers; kompete's
@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from kompete.errors import ConfigError
@@ -24,7 +25,7 @@ from kompete.models.base import init_weights
 from kompete.models.cyclegan import PatchDiscriminator, ResnetBlock, ResnetGenerator
 
 __all__ = ["PatchDiscriminator", "PatchSampleMLP", "ResnetGenerator", "encoder_features", "feature_channels",
-           "nce_layers", "translate_with_features"]
+           "nce_layers", "patchnce", "patchnce_loss", "translate_with_features"]
 
 
 def nce_layers(generator: ResnetGenerator, blocks: Sequence[int] = (1, 5)) -> tuple[int, ...]:
@@ -145,3 +146,42 @@ class CutNetworks(nn.Module):
         self.heads = PatchSampleMLP(feature_channels(self.generator, self.layers), nc, init_gain)
         init_weights(self.generator, init_gain)
         init_weights(self.discriminator, init_gain)
+
+
+# --------------------------------------------------------------------------- PatchNCE
+# Each query patch must pick its own key patch out of the same image's patches. Queries are the translated
+# image's projected features, keys the source image's at the same positions (PatchSampleMLP gives both,
+# [B, P, C], unit length). Negatives come from the same image only (the reference's
+# nce_includes_all_negatives_from_minibatch=False, its default for CUT).
+
+# The reference fills each query's similarity with its own key among the negatives with -10 before
+# dividing by the temperature: exp(-10 / 0.07) is zero in fp32, so that column drops out of the softmax.
+_SELF_SIMILARITY = -10.0
+
+
+def patchnce_loss(query: torch.Tensor, key: torch.Tensor, temperature: float = 0.07) -> torch.Tensor:
+    """Mean cross-entropy, over all B*P patches, of picking the positive key (class 0) among P candidates.
+
+    query, key: [B, P, C]. The keys are detached (they are targets). Computed in fp32 whatever the inputs,
+    so it can be called inside autocast.
+    """
+    if query.shape != key.shape or query.dim() != 3:
+        raise ValueError(f"query and key must both be [B, P, C]; got {tuple(query.shape)} and {tuple(key.shape)}")
+    q, k = query.float(), key.detach().float()
+    # autocast would run the bmm in half precision even on fp32 tensors: switch it off here
+    with torch.autocast(device_type=q.device.type, enabled=False):
+        b, p, _ = q.shape
+        positive = (q * k).sum(-1, keepdim=True)  # B, P, 1
+        negative = torch.bmm(q, k.transpose(1, 2))  # B, P, P: query i against every key of its image
+        eye = torch.eye(p, dtype=torch.bool, device=q.device)
+        negative = negative.masked_fill(eye, _SELF_SIMILARITY)  # key i is the positive, not a negative
+        logits = torch.cat([positive, negative], -1).flatten(0, 1) / temperature  # B*P, 1+P
+        target = torch.zeros(b * p, dtype=torch.long, device=q.device)
+        return F.cross_entropy(logits, target)
+
+
+def patchnce(queries: Sequence[torch.Tensor], keys: Sequence[torch.Tensor], temperature: float = 0.07) -> torch.Tensor:
+    """The mean of `patchnce_loss` over layers (the reference's calculate_NCE_loss, before lambda_NCE)."""
+    if not queries or len(queries) != len(keys):
+        raise ValueError(f"need one key set per query set; got {len(queries)} and {len(keys)}")
+    return torch.stack([patchnce_loss(q, k, temperature) for q, k in zip(queries, keys)]).mean()

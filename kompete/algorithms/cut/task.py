@@ -18,8 +18,7 @@ from kompete.algorithms.translate import DomainPairTask
 from kompete.config import Config
 from kompete.data import DomainPair
 from kompete.losses import LSGANLoss
-from kompete.models.cut import CutNetworks, encoder_features, translate_with_features
-from kompete.models.patchnce import patchnce
+from kompete.models.cut import CutNetworks, encoder_features, patchnce, translate_with_features
 from kompete.train.context import Context
 
 
