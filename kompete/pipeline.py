@@ -14,6 +14,9 @@ from kompete.errors import ArchiveError
 # Scoring every image through Inception on a CPU takes minutes; the demo scores a sample of each side.
 DEMO_SCORE_LIMIT = 64
 DEMO_REFERENCE_LIMIT = 128
+# In-training MiFID on the dog sample: small and frequent, so 45 s of CPU training draws a curve (mifid.png)
+DEMO_EVAL = {"sample-dogs": ["eval.every_minutes=0.15", "eval.n_images=64", "eval.batch_size=64",
+                             "eval.max_fraction=0.5", f"metric.reference_limit={DEMO_REFERENCE_LIMIT}"]}
 
 
 def demo(out: Path, train_seconds: float = 45.0, score: bool = True) -> None:
@@ -21,7 +24,7 @@ def demo(out: Path, train_seconds: float = 45.0, score: bool = True) -> None:
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     for name in ("sample-dogs", "sample-monet"):
-        cfg = load_config(name)
+        cfg = load_config(name, DEMO_EVAL.get(name, []) if score else [])
         zip_path = run_competition(cfg, out / name, train_seconds, score)
         click.echo(f"  {name}: {zip_path}")
     _step("sample-dogs: build the Kaggle kernel bundle (nothing is pushed)")
@@ -36,6 +39,7 @@ def run_competition(cfg: Config, run_dir: Path, train_seconds: float, score: boo
     """prepare -> train (for `train_seconds`) -> generate images.zip -> validate -> score; returns the zip."""
     from kompete.archive import validate_zip
     from kompete.generate import generate_zip
+    from kompete.metrics.evaluation import evaluation_callbacks
     from kompete.train.budget import make_budget
     from kompete.train.run import train_run
 
@@ -44,10 +48,13 @@ def run_competition(cfg: Config, run_dir: Path, train_seconds: float, score: boo
         click.echo("  " + "\n  ".join(summary.lines()))
 
     _step(f"{cfg.name}: train for {train_seconds:.0f} s ({cfg.train.model}, {cfg.train.loss} loss)")
-    result = train_run(cfg, run_dir, make_budget(cfg, train_seconds), fresh=True)
+    result = train_run(cfg, run_dir, make_budget(cfg, train_seconds), fresh=True,
+                       callbacks=evaluation_callbacks(cfg))
     assert result is not None  # a single process is always rank 0
     click.echo("  " + "\n  ".join(result.lines()))
     click.echo(f"  loss curves, D outputs and sample grids: {run_dir}")
+    if (run_dir / "mifid.png").is_file():
+        click.echo(f"  in-training MiFID curve: {run_dir / 'mifid.png'}")
 
     _step(f"{cfg.name}: generate {cfg.output.archive}")
     zip_path = generate_zip(run_dir, run_dir / cfg.output.archive)
