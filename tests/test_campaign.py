@@ -132,8 +132,10 @@ def test_four_variants_error_running_rejected_and_good(fake_kaggle, tmp_path, mo
     shown = kompete("campaign", "show", "c1", "--plot", str(tmp_path / "c1.png"))
     assert shown.exit_code == 0 and (tmp_path / "c1.png").read_bytes()[:4] == b"\x89PNG"
     lines = shown.output.splitlines()
-    assert lines[1].split()[0] == "4"  # the scored variant ranks first
-    assert "seed=4" in lines[1] and "rejected" in shown.output and "CUDA out of memory" in shown.output
+    assert lines[0] == "every variant: metric.reference_limit=8, output.n_max=4, output.n_min=4"
+    assert lines[1].split()[:2] == ["variant", "changed"]
+    assert lines[2].split()[:2] == ["4", "seed=4"]  # the scored variant ranks first
+    assert "rejected" in shown.output and "CUDA out of memory" in shown.output
 
 
 def test_the_queue_never_runs_more_than_max_concurrent(fake_kaggle, tmp_path):

@@ -154,9 +154,24 @@ def _print_ranking(ledger, name) -> list[dict]:
     from kompete.kernel import campaign_results as results
     from kompete.ledger.report import table
 
+    from kompete.kernel.campaign import describe_changes
+
     rows = results.ranked(ledger, name)
+    known = [r["changes"] for r in rows if r["changes"] is not None]
+    common = {k: v for k, v in (known[0] if known else {}).items() if all(c.get(k, object()) == v for c in known)}
+    if common and len(known) > 1:  # said once, so the table shows what tells the variants apart
+        click.echo(f"every variant: {describe_changes(common)}")
+    else:
+        common = {}
+
+    def changed(r: dict) -> str:
+        if r["changes"] is None:
+            return "?"
+        return describe_changes({k: v for k, v in r["changes"].items() if k not in common})
+
     frame = pd.DataFrame([{
-        "variant": r["variant"], "changed": r["what"], "steps": r["steps"], "images/s": r["images_per_s"],
+        "variant": r["variant"], "changed": changed(r), "steps": None if r["steps"] is None else str(r["steps"]),
+        "images/s": r["images_per_s"],
         "mifid": r["mifid"], "memorization": r["memorization"],
         "best": f"{r['best'].get('mifid', '?')}@{r['best'].get('step', '?')}" if r["best"] else None,
         "status": results.status_word(r), "took": r["took"],

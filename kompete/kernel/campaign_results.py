@@ -172,9 +172,17 @@ def _throughput(metrics: Path | None) -> tuple[int | None, float | None]:
     return (int(last) if last is not None else None), (sum(rates) / len(rates) if rates else None)
 
 
+def fetched(k: dict, base: str) -> Path | None:
+    """The collected file named `base` in the variant's folder (kept at its path in the kernel output)."""
+    if not k.get("out_dir"):
+        return None
+    found = sorted(Path(k["out_dir"]).rglob(base), key=lambda p: (len(p.parts), str(p)))
+    return found[0] if found else None
+
+
 def curves(k: dict) -> dict[str, list[tuple[float, float]]]:
     """In-training score columns of the variant's metrics.csv (any column naming mifid or fid), by step."""
-    rows = _rows(Path(k["out_dir"]) / METRICS if k.get("out_dir") else None)
+    rows = _rows(fetched(k, METRICS))
     cols = [c for c in (rows[0] if rows else {}) if "mifid" in c.lower() or c.lower().endswith("fid")]
     out = {}
     for c in cols:
@@ -195,7 +203,7 @@ def ranked(ledger: Ledger, name: str) -> list[dict]:
     for k in ks:
         run = store.run_of(ledger, k["run_id"]) or {}
         sub = store.submission_of(ledger, k["kernel_ref"], k["version"])
-        best = _read_json(Path(k["out_dir"]) / BEST if k["out_dir"] else None)
+        best = _read_json(fetched(k, BEST))
         parent = by_id.get(k["parent_id"])
         rows.append({**k, "mifid": run.get("mifid"), "fid": run.get("fid"), "memorization": run.get("memorization"),
                      "images_per_s": run.get("images_per_s"), "zip_path": run.get("zip_path"),
