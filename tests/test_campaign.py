@@ -158,6 +158,7 @@ def test_max_concurrent_is_a_config_key(fake_kaggle, tmp_path):
     assert started.exit_code == 0 and sum(c.method == PUSH for c in fake_kaggle.calls) == 3
 
 
+@pytest.mark.slow
 def test_wait_killed_midway_is_carried_on_by_a_rerun(fake_kaggle, tmp_path):
     for v in "1234":
         fake_kaggle.script_kernel(slug("k", v), ["RUNNING"])
@@ -256,3 +257,22 @@ def test_user_mistakes_are_one_error_line(fake_kaggle, tmp_path):
     added = kompete("campaign", "add", "m", "bob/some-kernel", "--version", "3")
     assert added.exit_code == 0 and "bob/some-kernel v3" in added.output
     assert "Error: kernel 'x' must read OWNER/SLUG" in kompete("campaign", "add", "m", "x").output
+
+
+def test_an_output_name_escaping_the_folder_is_a_failed_row_and_nothing_is_fetched(fake_kaggle, tmp_path):
+    fake_kaggle.script_kernel(slug("t", "base"), ["COMPLETE"], files={"images.zip": images_zip(4),
+                                                                       "../escape.txt": b"x"})
+    assert start(tmp_path, "t").exit_code == 0
+    wait("t")
+    result = kompete("campaign", "collect", "t")
+    assert result.exit_code == 0 and "base: failed" in result.output and "points outside" in result.output
+    assert not any(m.startswith("GET") for m in fake_kaggle.methods())
+    assert not (tmp_path / "t" / "output" / "escape.txt").exists()
+
+
+def test_the_kernel_score_is_read_from_either_summary_shape():
+    assert results.kernel_score(None) is None and results.kernel_score({"stages": []}) is None
+    flat = results.kernel_score({"mifid": "41.5", "memorization": 0.2})
+    assert (flat.mifid, flat.memorization, flat.fid) == (41.5, 0.2, None)
+    nested = results.kernel_score(json.loads(run_summary(30.0, 0.3)))
+    assert (nested.mifid, nested.memorization, nested.n_images) == (30.0, 0.3, 4)

@@ -203,7 +203,7 @@ def show_cmd(name, plot_path, db_path) -> None:
 
 @campaign.command("submit")
 @click.argument("name")
-@click.option("--best", is_flag=True, required=True, help="Submit the best variant not yet submitted.")
+@click.option("--best", is_flag=True, help="Submit the best variant not yet submitted (the only choice for now).")
 @click.option("--wait", is_flag=True, help="Poll until scored; the public score lands beside the local one.")
 @click.option("--timeout", "timeout_s", type=float, default=3600, help="Give up waiting after this many seconds.")
 @click.option("--poll", "poll_s", type=click.FloatRange(min=0), default=30.0, help="Polling interval in seconds.")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from kompete.archive import validate_zip
-from kompete.errors import CredentialsError, KaggleError, KompeteError
+from kompete.errors import CredentialsError, KompeteError
 from kompete.kernel import remote
 from kompete.kernel.campaign import describe_changes, duration, variant_config
 from kompete.kernel.client import KaggleClient
@@ -85,6 +85,8 @@ def collect(ledger: Ledger, client: KaggleClient, name: str, score_from: str = "
     for k in store.kernels(ledger, camp["id"]):
         if k["state"] not in ("complete", "error") or (k["collected"] in ("ok", "rejected") and not again):
             continue
+        if k["state"] == "error" and k["collected"] == "failed" and not again:
+            continue  # a failed kernel stays failed; only a failed fetch or score is tried again
         if k["state"] == "error":
             reason = k["failure"] or remote.log_tail(client, k["kernel_ref"], k["version"], lines=1) or "no reason given"
             store.update_kernel(ledger, k["id"], collected="failed", collect_note=f"kernel {k['kaggle_status'] or 'failed'}: {reason}")
