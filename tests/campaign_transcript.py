@@ -73,6 +73,10 @@ def main() -> None:
         run("campaign", "wait", "dogs1", "--poll", "0", "--max-poll", "1")
         run("campaign", "collect", "dogs1")
         run("campaign", "show", "dogs1", "--plot", str(Path(tmp) / "dogs1.png"))
+        if os.environ.get("KOMPETE_TRANSCRIPT_PLOT"):  # keep the plot for a look
+            import shutil
+
+            shutil.copy(Path(tmp) / "dogs1.png", os.environ["KOMPETE_TRANSCRIPT_PLOT"])
         run("campaign", "submit", "dogs1", "--best", "--wait", "--poll", "0", setup=lambda: (
             server.set(SUBMIT, Reply(200, {"ref": 45})),
             server.set(SUBS, Reply(200, {"submissions": [{"ref": 45, "status": "COMPLETE", "publicScore": "31.9"}]}))))

@@ -119,10 +119,10 @@ def plot_campaign(name: str, rows: list[dict], curves: dict[str, dict[str, list[
     ax_bar.set_title("Local MiFID per variant (lower is better)")
     if scored:
         labels = [r["variant"] for r in scored]
-        colors = ["tab:green" if r.get("submission") else "tab:blue" for r in scored]
+        colors = ["tab:green" if r.get("submission") else "tab:red" if _memorizes(r) else "tab:blue" for r in scored]
         ax_bar.barh(labels, [r["mifid"] for r in scored], color=colors)
         ax_bar.invert_yaxis()  # the best on top
-        ax_bar.set_xlabel("MiFID (green: submitted)")
+        ax_bar.set_xlabel("MiFID (green: submitted, red: memorization distance below eps)")
     else:
         _empty(ax_bar, "no variant scored yet")
     ax_curve.set_title("In-training scores")
@@ -141,3 +141,7 @@ def plot_campaign(name: str, rows: list[dict], curves: dict[str, dict[str, list[
     with atomic_output(out) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
     return out
+
+
+def _memorizes(row: dict) -> bool:
+    return row.get("memorization") is not None and row.get("eps") is not None and row["memorization"] < row["eps"]
