@@ -101,7 +101,7 @@ def start(ledger: Ledger, client_fn: Callable[[], KaggleClient], competition: st
     under the same name is refused.
     """
     spec = {"competition": competition, "overrides": list(overrides), "sweeps": list(sweeps), "owner": owner,
-            "out": str(out_root), "score": score}
+            "out": str(Path(out_root).resolve()), "score": score}  # absolute: later commands may run elsewhere
     existing = store.find_campaign(ledger, name)
     if existing is not None:
         if existing["spec"] != spec:
