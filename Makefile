@@ -12,7 +12,7 @@ else
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 endif
 
-.PHONY: install demo test bench bench-gpu kernel push sweep submit clean
+.PHONY: install demo test bench bench-gpu kernel push sweep submit campaign clean
 
 install: $(STAMP)
 
@@ -46,10 +46,11 @@ clean:
 	rm -rf runs kernels/*/ .pytest_cache
 
 # Kaggle kernels (see `kompete kernel --help`): COMP=..., OWNER=... (default KAGGLE_USERNAME),
-# SWEEP='--sweep loss=hinge,ralsgan', KERNEL=owner/slug for submit.
+# SWEEP='--sweep loss=hinge,ralsgan', KERNEL=owner/slug for submit, NAME=... for a campaign.
 OWNER ?=
 SWEEP ?=
 KERNEL ?=
+NAME ?= $(COMP)
 KOMPETE := $(VENV)/bin/kompete
 OWNER_ARG := $(if $(OWNER),--owner $(OWNER),)
 
@@ -64,3 +65,10 @@ sweep: $(STAMP)
 
 submit: $(STAMP)
 	$(KOMPETE) kernel submit $(COMP) --kernel $(KERNEL) --wait
+
+# The whole loop (see docs/campaigns.md): rerunning it carries the campaign on where it stopped.
+campaign: $(STAMP)
+	$(KOMPETE) campaign start $(COMP) --name $(NAME) $(OWNER_ARG) $(SWEEP)
+	$(KOMPETE) campaign wait $(NAME)
+	$(KOMPETE) campaign collect $(NAME)
+	$(KOMPETE) campaign show $(NAME) --plot campaigns/$(NAME).png

@@ -165,6 +165,7 @@ class KernelConfig:
     dataset_sources: list[str] = opt([], "owner/slug datasets attached to the kernel (weights, wheels)")
     owner: str = opt("", "Kaggle user owning the kernels kompete builds (default: KAGGLE_USERNAME or kaggle.json)")
     score: bool = opt(False, "also score images.zip inside the kernel (attach the Inception weights as a dataset)")
+    max_concurrent: int = opt(2, "kernels a campaign runs at once (Kaggle allows 2 GPU batch sessions)", ge=1)
 
 
 @dataclass(frozen=True)

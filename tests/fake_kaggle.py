@@ -7,6 +7,10 @@ A request for any host other than localhost/127.0.0.1 (or an HTTPS `CONNECT`) is
 
 Routes are `"<package>.<Service>/<Method>"`; replies are `Reply(status, body, headers)` where `body` is a dict
 (sent as JSON) or bytes, or a function of the request's JSON body returning a Reply. `queue(method, r1, r2, ...)` answers successive calls in turn (the last one repeats).
+
+`script_kernel(slug, statuses, files=...)` gives one kernel its own status sequence and output files (other
+kernels keep the shared routes), and `limit_sessions(n)` refuses a push while n scripted kernels are still
+running, the way Kaggle refuses a third GPU batch session.
 """
 
 from __future__ import annotations
@@ -52,6 +56,10 @@ class FakeKaggle:
         self.escaped: list[str] = []
         self.routes: dict[str, list] = {}
         self.blobs: dict[str, Reply] = {}
+        self.kernels: dict[str, dict] = {}  # slug -> {"statuses": [...], "files": [...], "log": str}
+        self.session_limit: int | None = None
+        self.active: set[str] = set()  # slugs pushed and not yet answered with a finished status
+        self.refused_pushes: list[str] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -91,6 +99,10 @@ class FakeKaggle:
             self.escaped.clear()
             self.blobs.clear()
             self.routes = {k: [v] for k, v in default_routes().items()}
+            self.kernels.clear()
+            self.session_limit = None
+            self.active.clear()
+            self.refused_pushes.clear()
         self.add_blob("images.zip", zip_bytes({f"{i}.png": b"\x89PNG fake" for i in range(3)}))
         self.add_blob("metrics.csv", b"step,loss_g,loss_d\n1,0.5,0.6\n")
         self.add_blob("data.zip", zip_bytes({"all-dogs/1.jpg": b"jpg", "Annotation/n1/1": b"<xml/>"}))
@@ -125,6 +137,45 @@ class FakeKaggle:
     def set_outputs(self, names: list[str], log: str = "", urls: dict[str, str] | None = None) -> None:
         files = [{"fileName": n, "url": (urls or {}).get(n, self.blob_url(n.rsplit("/", 1)[-1]))} for n in names]
         self.set("kernels.KernelsApiService/ListKernelSessionOutput", Reply(200, {"files": files, "log": log}))
+
+    def script_kernel(self, slug: str, statuses: list[str], files: dict[str, bytes] | None = None,
+                      log: str = "", failure: str = "") -> None:
+        """Kernel `slug` (no owner) answers `statuses` to successive status calls (the last repeats) and lists
+        `files` (name -> bytes, served from its own blobs) as its output; `failure` rides on an ERROR."""
+        for name, data in (files or {}).items():
+            self.add_blob(f"{slug}/{name}", data)
+        with self._lock:
+            self.kernels[slug] = {"statuses": list(statuses), "failure": failure, "log": log,
+                                  "files": [{"fileName": n, "url": self.blob_url(f"{slug}/{n}")} for n in files or {}]}
+
+    def limit_sessions(self, n: int) -> None:
+        with self._lock:
+            self.session_limit = n
+
+    def _kernel_reply(self, method: str, body) -> Reply | None:
+        """A scripted kernel's own answer, or None for the shared routes (called under the lock)."""
+        if not isinstance(body, dict):
+            return None
+        if method == "kernels.KernelsApiService/SaveKernel":
+            slug = str(body.get("slug", "")).split("/")[-1]
+            if self.session_limit is not None and slug not in self.active and len(self.active) >= self.session_limit:
+                self.refused_pushes.append(slug)
+                return Reply(200, {"error": f"Maximum batch GPU session count of {self.session_limit} reached"})
+            if self.session_limit is not None:
+                self.active.add(slug)
+            return None
+        script = self.kernels.get(str(body.get("kernelSlug")))
+        if script is None:
+            return None
+        if method == "kernels.KernelsApiService/GetKernelSessionStatus":
+            statuses = script["statuses"]
+            status = statuses.pop(0) if len(statuses) > 1 else statuses[0]
+            if status in ("COMPLETE", "ERROR", "CANCEL_ACKNOWLEDGED"):
+                self.active.discard(body["kernelSlug"])
+            return Reply(200, {"status": status, "failureMessage": script["failure"] if status == "ERROR" else ""})
+        if method == "kernels.KernelsApiService/ListKernelSessionOutput":
+            return Reply(200, {"files": script["files"], "log": script["log"]})
+        return None
 
     def methods(self) -> list[str]:
         return [c.method for c in self.calls]
@@ -175,7 +226,8 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server_state
         with state._lock:
             state.calls.append(Call(method, self.headers.get("Authorization"), body))
-        reply = state._next(method)
+            scripted = state._kernel_reply(method, body)
+        reply = scripted or state._next(method)
         self._send(reply(body) if callable(reply) else reply)
 
     def do_GET(self) -> None:

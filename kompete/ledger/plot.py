@@ -103,3 +103,45 @@ def _empty(ax, text: str) -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="gray")
     ax.set_xticks([])
     ax.set_yticks([])
+
+
+def plot_campaign(name: str, rows: list[dict], curves: dict[str, dict[str, list[tuple[float, float]]]],
+                  out: str | Path, *, dpi: int = 110) -> Path:
+    """A campaign's PNG: local MiFID per variant (ranked), and the in-training curves the kernels logged.
+
+    `rows` are kompete.kernel.campaign_results.ranked(); `curves` maps a variant to {column: [(step, value)]}.
+    """
+    fig = Figure(figsize=(13, 4.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax_bar, ax_curve = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.2, 1]})
+    fig.suptitle(f"campaign {name}: {len(rows)} kernels", fontsize=12)
+    scored = [r for r in rows if r.get("mifid") is not None]
+    ax_bar.set_title("Local MiFID per variant (lower is better)")
+    if scored:
+        labels = [r["variant"] for r in scored]
+        colors = ["tab:green" if r.get("submission") else "tab:red" if _memorizes(r) else "tab:blue" for r in scored]
+        ax_bar.barh(labels, [r["mifid"] for r in scored], color=colors)
+        ax_bar.invert_yaxis()  # the best on top
+        ax_bar.set_xlabel("MiFID (green: submitted, red: memorization distance below eps)")
+    else:
+        _empty(ax_bar, "no variant scored yet")
+    ax_curve.set_title("In-training scores")
+    drawn = False
+    for variant, cols in curves.items():
+        for col, points in cols.items():
+            if points:
+                ax_curve.plot([p[0] for p in points], [p[1] for p in points], marker=".", label=f"{variant} {col}")
+                drawn = True
+    if drawn:
+        ax_curve.set_xlabel("step")
+        ax_curve.legend(fontsize=8, loc="best")
+    else:
+        _empty(ax_curve, "no kernel logged in-training scores")
+    out = Path(out)
+    with atomic_output(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    return out
+
+
+def _memorizes(row: dict) -> bool:
+    return row.get("memorization") is not None and row.get("eps") is not None and row["memorization"] < row["eps"]

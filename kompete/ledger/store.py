@@ -106,6 +106,43 @@ MIGRATIONS: tuple[str, ...] = (
         limited_by_total INTEGER
     );
     """,
+    # 3: campaigns, named sets of kernels that are queued, watched, collected and submitted together.
+    """
+    CREATE TABLE campaigns (
+        id          INTEGER PRIMARY KEY,
+        name        TEXT NOT NULL UNIQUE,
+        competition TEXT NOT NULL,
+        spec_json   TEXT NOT NULL,             -- what `campaign start` was asked: owner, overrides, sweeps
+        created_at  TEXT NOT NULL
+    );
+    CREATE TABLE campaign_kernels (
+        id            INTEGER PRIMARY KEY,
+        campaign_id   INTEGER NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,
+        variant       TEXT NOT NULL,
+        kernel_ref    TEXT NOT NULL,           -- owner/slug
+        folder        TEXT,                    -- the built bundle, NULL for a kernel pushed otherwise
+        sets_json     TEXT,                    -- the overrides that rebuild this variant's config
+        changes_json  TEXT,                    -- where its config differs from the competition default
+        config_hash   TEXT,
+        parent_id     INTEGER REFERENCES campaign_kernels(id),  -- the variant this one continues
+        state         TEXT NOT NULL,           -- queued, running, complete, error
+        kaggle_status TEXT,
+        version       INTEGER,
+        failure       TEXT,
+        queued_at     TEXT NOT NULL,
+        pushed_at     TEXT,
+        finished_at   TEXT,
+        polled_at     TEXT,
+        collected     TEXT,                    -- ok, rejected, failed, NULL before collect
+        collect_note  TEXT,
+        out_dir       TEXT,
+        score_source  TEXT,                    -- local (scored here) or kernel (the kernel's own score)
+        steps         INTEGER,
+        run_id        INTEGER REFERENCES runs(id) ON DELETE SET NULL,
+        UNIQUE (campaign_id, variant)
+    );
+    CREATE INDEX campaign_kernels_by_ref ON campaign_kernels (kernel_ref, version);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
