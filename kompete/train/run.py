@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import click
 
 from kompete.config import Config
+from kompete.train import rundir
 from kompete.train import state as ckpt
 from kompete.train.budget import Budget, set_reserve
 from kompete.train.context import make_context
@@ -25,20 +25,26 @@ def train_run(cfg: Config, run_dir: str | Path, budget: Budget, data_dir: str | 
     without it, the whole budget trains (the demo times training alone).
 
     Without --resume, a run folder that already holds checkpoints is continued (a preempted or
-    interrupted run picks up where it stopped); `fresh` discards them first.
+    interrupted run picks up where it stopped); `fresh` moves the old run aside (see rundir.py), once every
+    input has been checked.
     """
     run_dir = Path(run_dir)
+    rundir.check_fresh_resume(fresh, resume)
     ctx = make_context(cfg, device)
+    lock = rundir.RunLock(run_dir) if ctx.is_main else None
     try:
-        if fresh and ctx.is_main:
-            shutil.rmtree(run_dir / ckpt.CHECKPOINT_DIR, ignore_errors=True)
-            (run_dir / "metrics.csv").unlink(missing_ok=True)
+        if lock is not None:
+            lock.acquire()  # a second training into this folder stops here; also proves it writable
         data = task_class(cfg).load_data(cfg, data_dir, progress=progress and ctx.is_main)
         task = build_task(cfg, ctx, data)
         from kompete.generate import estimate_seconds
 
         if reserve_generation:
             set_reserve(budget, estimate_seconds(task, cfg), cfg.train.safety_margin_s)
+        if fresh:  # only now: every input is checked, so a failure above leaves the old run whole
+            if ctx.is_main and (aside := rundir.set_aside(run_dir)) is not None:
+                click.echo(f"moved the previous run to {aside}")
+            ctx.barrier()
         trainer = Trainer(cfg, task, run_dir, budget, progress=progress, max_steps=max_steps)
         source = resume if resume is not None else (run_dir if ckpt.list_checkpoints(run_dir) else None)
         if ctx.is_main:
@@ -49,7 +55,10 @@ def train_run(cfg: Config, run_dir: str | Path, budget: Budget, data_dir: str | 
             path = trainer.resume(source)
             if ctx.is_main:
                 click.echo(f"resumed from {path} at step {task.step_count}")
+                rundir.truncate_metrics(run_dir / "metrics.csv", task.step_count)  # rows after it are redone
         result = trainer.run()
         return result if ctx.is_main else None
     finally:
+        if lock is not None:
+            lock.release()
         ctx.close()
