@@ -99,7 +99,7 @@ def find_weights(explicit: str | os.PathLike | None = None, download: bool = Fal
         path = Path(env).expanduser()
         if path.is_file():
             return WeightsSource(path, _kind(path), f"${ENV_VAR}")
-        looked.append(f"${ENV_VAR}={path} (no such file)")
+        raise WeightsError(f"${ENV_VAR}={path}: no such file", hint=f"fix or unset ${ENV_VAR}")
     else:
         looked.append(f"${ENV_VAR} (unset)")
     hub = hub_checkpoint()
