@@ -197,7 +197,7 @@ def test_submit_refuses_a_fetched_zip_kaggle_would_reject(fake_kaggle, tmp_path)
 
 
 def test_top_level_submit_and_doctor_are_the_kernel_commands(fake_kaggle):
-    result = kompete("submit", "sample-dogs", "--kernel", REF, "--version", "2")
+    result = kompete("submit", "generative-dog-images", "--kernel", REF, "--version", "2")
     assert result.exit_code == 0 and "submission 45" in result.output
     assert "credentials" in kompete("doctor", "--offline").output
 
