@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from kompete.errors import ArchiveError
-from kompete.paths import atomic_output
+from kompete.paths import atomic_output, remove_stale_temps
 
 FORMATS = {"png": "PNG", "jpg": "JPEG"}
 
@@ -40,7 +40,12 @@ class ZipImageWriter:
         self._zip: zipfile.ZipFile | None = None
 
     def __enter__(self) -> "ZipImageWriter":
-        tmp = self._atomic.__enter__()
+        remove_stale_temps(self.path)  # what a killed earlier run left (megabytes of half a zip)
+        try:
+            tmp = self._atomic.__enter__()
+        except OSError as exc:  # before any image is made
+            raise ArchiveError(f"cannot write {self.path}: {exc.strerror or exc}",
+                               hint="choose a writable place with --out") from None
         self._zip = zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED)
         return self
 

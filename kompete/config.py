@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass
@@ -196,6 +197,7 @@ class Config:
 
 REQUIRED = ("name", "task")
 FIXED_SECTIONS = tuple(f.name for f in dataclasses.fields(Config) if f.name != "algo")
+MAX_SEED = 2**32 - 1  # numpy's limit; torch's is larger
 
 
 # --------------------------------------------------------------------------- loading
@@ -226,18 +228,70 @@ def list_competitions() -> list[str]:
     return names
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML would keep the last silently:
+    a second `train:` block replaced the first whole)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise ConfigError(f"{self.name}: line {line}: duplicate key '{key}' (first at line {seen[key]}); "
+                                  "the second would silently replace the first")
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file as Python values: UTF-8 only, no duplicate keys, every failure a ConfigError naming the file."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})",
+                          hint="save the file as UTF-8") from None
+    loader = _UniqueKeyLoader(text)
+    loader.name = str(path)
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from None
+    finally:
+        loader.dispose()
+
+
 def load_config(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Load, override and validate a competition config."""
     path = find_competition(name_or_path)
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from None
+    raw = read_yaml(path) or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    origin = Origin(str(path))
     for item in overrides:
-        apply_override(raw, item, origin=str(path))
-    return config_from_dict(raw, origin=str(path))
+        origin.overridden.add(apply_override(raw, item, origin=str(path)))
+    return config_from_dict(raw, origin=origin)
+
+
+class Origin(str):
+    """Where config values came from: the file, except keys set with --set (errors then blame --set)."""
+
+    def __new__(cls, text: str):
+        obj = super().__new__(cls, text)
+        obj.overridden = set()
+        return obj
+
+
+def _where(origin: str, key: str) -> str:
+    """The origin to name in an error about `key` (or a section holding an overridden key)."""
+    for k in getattr(origin, "overridden", ()):
+        if k == key or k.startswith(key + ".") or key.startswith(k + "."):
+            return f"--set {k}"
+    return origin
 
 
 def config_from_dict(raw: dict[str, Any], origin: str = "<dict>") -> Config:
@@ -254,12 +308,12 @@ def config_from_dict(raw: dict[str, Any], origin: str = "<dict>") -> Config:
     _check_moved(train, origin)
     if isinstance(train, dict):  # unset model and loss: the task's usual algorithm and its loss
         train = {"model": DEFAULT_MODELS.get(raw["task"], "dcgan"), **train}
-        spec = spec_for_model(str(train["model"]), origin)
+        spec = spec_for_model(str(train["model"]), _where(origin, "train.model"))
         if spec.losses:
             train = {"loss": spec.losses[0], **train}
     fixed = {k: v for k, v in raw.items() if k not in sections}
     cfg = _build(Config, {**fixed, "train": train}, origin, "")
-    spec = spec_for_model(cfg.train.model, origin)
+    spec = spec_for_model(cfg.train.model, _where(origin, "train.model"))
     for other in sorted(sections & set(raw) - {spec.name}):
         # another algorithm's section may stay in the file (so `--set train.model=cut` works on a Monet YAML
         # that also tunes cyclegan); it is checked for typos, then neither used nor hashed
@@ -287,16 +341,16 @@ def _check_spec(spec: AlgorithmSpec, cfg: Config, origin: str) -> None:
         raise ConfigError(f"{origin}: train.model {cfg.train.model!r} ({spec.name}) makes '{spec.task}' output, "
                           f"but 'task' is {cfg.task!r}")
     if spec.losses and cfg.train.loss not in spec.losses:
-        raise ConfigError(f"{origin}: 'train.loss' is {cfg.train.loss!r}, but {spec.name} trains with "
+        raise ConfigError(f"{_where(origin, 'train.loss')}: 'train.loss' is {cfg.train.loss!r}, but {spec.name} trains with "
                           f"{' or '.join(repr(x) for x in spec.losses)}")
     defaults = TrainConfig()
     for key in spec.ignores:  # a saved config holds every key at its default: only a changed one is a mistake
         if getattr(cfg.train, key) != getattr(defaults, key):
-            raise ConfigError(f"{origin}: 'train.{key}' does nothing for {spec.name}; remove it")
+            raise ConfigError(f"{_where(origin, 'train.' + key)}: 'train.{key}' does nothing for {spec.name}; remove it")
 
 
-def apply_override(raw: dict[str, Any], item: str, origin: str = "--set") -> None:
-    """Apply `a.b=value` to a raw config dict; the value is parsed as YAML."""
+def apply_override(raw: dict[str, Any], item: str, origin: str = "--set") -> str:
+    """Apply `a.b=value` to a raw config dict (the value is parsed as YAML); returns the key."""
     if "=" not in item:
         raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.lr_g=1e-4")
     key, _, text = item.partition("=")
@@ -315,7 +369,7 @@ def apply_override(raw: dict[str, Any], item: str, origin: str = "--set") -> Non
             raise ConfigError(f"--set {key}: unknown key '{part}' in {where}; valid keys: {', '.join(hints)}")
         if i == len(parts) - 1:
             node[part] = _parse_scalar(text)
-            return
+            return ".".join(parts)
         cls = _dataclass_of(hints[part])
         if cls is None:
             raise ConfigError(f"--set {key}: '{'.'.join(parts[:i + 1])}' is a value, not a section")
@@ -328,8 +382,8 @@ def apply_override(raw: dict[str, Any], item: str, origin: str = "--set") -> Non
 
 def _parse_scalar(text: str) -> Any:
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except (yaml.YAMLError, ConfigError):
         return text
 
 
@@ -344,12 +398,12 @@ def _build(cls: Any, raw: Any, origin: str, prefix: str) -> Any:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{origin}: '{prefix or 'top level'}' must be a mapping, got {type(raw).__name__}")
+        raise ConfigError(f"{_where(origin, prefix)}: '{prefix or 'top level'}' must be a mapping, got {type(raw).__name__}")
     hints = typing.get_type_hints(cls)
     unknown = sorted(set(raw) - set(hints))
     if unknown:
         where = f"'{prefix}'" if prefix else "the top level"
-        raise ConfigError(f"{origin}: unknown key '{_join(prefix, unknown[0])}' in {where}; "
+        raise ConfigError(f"{_where(origin, _join(prefix, unknown[0]))}: unknown key '{_join(prefix, unknown[0])}' in {where}; "
                           f"valid keys: {', '.join(hints)}")
     values = {}
     for f in dataclasses.fields(cls):
@@ -377,11 +431,11 @@ def _coerce(value: Any, tp: Any, origin: str, key: str) -> Any:
         return _build(tp, value, origin, key)
     if origin_tp is Literal:
         if value not in args:
-            raise ConfigError(f"{origin}: '{key}' must be one of {', '.join(map(str, args))}; got {value!r}")
+            raise ConfigError(f"{_where(origin, key)}: '{key}' must be one of {', '.join(map(str, args))}; got {value!r}")
         return value
     if origin_tp in (list, tuple):
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{origin}: '{key}' must be a list; got {value!r}")
+            raise ConfigError(f"{_where(origin, key)}: '{key}' must be a list; got {value!r}")
         item_tp = args[0] if args else Any
         return type([])(_coerce(v, item_tp, origin, f"{key}[{i}]") for i, v in enumerate(value))
     if tp is Any:
@@ -389,43 +443,57 @@ def _coerce(value: Any, tp: Any, origin: str, key: str) -> Any:
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{origin}: '{key}' must be true or false; got {value!r}")
+        raise ConfigError(f"{_where(origin, key)}: '{key}' must be true or false; got {value!r}")
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
+            if abs(value) >= 2**63:  # torch, numpy and SQLite all stop at 64 bits
+                raise ConfigError(f"{_where(origin, key)}: '{key}' is too large ({value})")
             return value
-        raise ConfigError(f"{origin}: '{key}' must be an integer; got {value!r}")
+        raise ConfigError(f"{_where(origin, key)}: '{key}' must be an integer; got {value!r}")
     if tp is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+            number = float(value)
+        elif isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        raise ConfigError(f"{origin}: '{key}' must be a number; got {value!r}")
+        if number is not None and not math.isfinite(number):  # nan slips past every bound check
+            raise ConfigError(f"{_where(origin, key)}: '{key}' must be a finite number; got {value!r}")
+        if number is not None:
+            return number
+        raise ConfigError(f"{_where(origin, key)}: '{key}' must be a number; got {value!r}")
     if tp is str:
         if isinstance(value, str):
             return value
-        raise ConfigError(f"{origin}: '{key}' must be a string; got {value!r}")
-    raise ConfigError(f"{origin}: '{key}' has a type kompete cannot read ({tp})")
+        raise ConfigError(f"{_where(origin, key)}: '{key}' must be a string; got {value!r}")
+    raise ConfigError(f"{_where(origin, key)}: '{key}' has a type kompete cannot read ({tp})")
 
 
 def _check_bounds(value: Any, f: dataclasses.Field, origin: str, key: str) -> None:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return
     ge, le, gt = f.metadata.get("ge"), f.metadata.get("le"), f.metadata.get("gt")
+    if f.name.endswith("seed"):  # every seed reaches numpy's default_rng or torch.manual_seed
+        ge, le = 0 if ge is None else ge, MAX_SEED if le is None else le
     if ge is not None and value < ge:
-        raise ConfigError(f"{origin}: '{key}' must be >= {ge}; got {value}")
+        raise ConfigError(f"{_where(origin, key)}: '{key}' must be >= {ge}; got {value}")
     if le is not None and value > le:
-        raise ConfigError(f"{origin}: '{key}' must be <= {le}; got {value}")
+        raise ConfigError(f"{_where(origin, key)}: '{key}' must be <= {le}; got {value}")
     if gt is not None and value <= gt:
-        raise ConfigError(f"{origin}: '{key}' must be > {gt}; got {value}")
+        raise ConfigError(f"{_where(origin, key)}: '{key}' must be > {gt}; got {value}")
 
 
 def _check_names(cfg: Config, origin: str) -> None:
     """Relations between keys. Registry names (losses, networks) are checked where they are used, with torch."""
     if cfg.output.n_min > cfg.output.n_max:
         raise ConfigError(f"{origin}: 'output.n_min' ({cfg.output.n_min}) exceeds 'output.n_max' ({cfg.output.n_max})")
+    n, out = cfg.generate.n_images, cfg.output
+    if not out.n_min <= n <= out.n_max:  # else a whole training (a 9-hour kernel) ends without a zip
+        want = f"{out.n_min}" if out.n_min == out.n_max else f"{out.n_min}-{out.n_max}"
+        raise ConfigError(f"{_where(origin, 'generate.n_images')}: 'generate.n_images' is {n}, but {cfg.name} "
+                          f"accepts {want} images (output.n_min..output.n_max)")
     if cfg.data.sample is not None and cfg.data.sample.kind != cfg.data.layout:
         raise ConfigError(f"{origin}: 'data.sample.kind' must match 'data.layout' ({cfg.data.layout})")
 

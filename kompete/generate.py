@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
 
+import click
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
@@ -82,8 +83,7 @@ def fill_zip(task: Task, cfg: Config, zw: ZipImageWriter, opts: GenerateOptions)
 
 def load_run(where: str | Path, device: str | None = None, overrides: dict | None = None) -> tuple[Config, Task, Path]:
     """Config and Task (weights loaded, no training data) from a run folder or checkpoint file."""
-    path = ckpt.find_checkpoint(where)
-    payload = ckpt.load_checkpoint(path)
+    path, payload = ckpt.load_newest(where, lambda m: click.echo(m, err=True))  # a damaged newest: the one before
     raw = payload["config"]
     for section, values in (overrides or {}).items():
         raw[section] = {**(raw.get(section) or {}), **values}

@@ -67,7 +67,8 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    # the pid in the name lets a later run tell a dead process's leftover from a live writer's file
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp")
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -78,6 +79,70 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files atomic_output left beside `path` in processes that are gone
+    (killed with SIGKILL, or a crash); a live writer's file is left alone. Returns what was removed."""
+    target = Path(path)
+    removed = []
+    for tmp in target.parent.glob(f".{glob_escape(target.name)}.*.tmp"):
+        pid_text = tmp.name[len(target.name) + 2:].split(".", 1)[0]
+        if pid_text.isdigit() and pid_alive(int(pid_text)):
+            continue
+        if not pid_text.isdigit() and _age_s(tmp) < 3600:  # an older kompete's name: no pid, go by age
+            continue
+        try:
+            tmp.unlink()
+            removed.append(tmp)
+        except OSError:
+            pass
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
+def _age_s(path: Path) -> float:
+    import time
+
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    except OverflowError:
+        return False
+    return True
+
+
+def check_writable(path: str | os.PathLike, what: str = "output") -> Path:
+    """Make sure a file can be written at `path` (its folder created, a probe file written and removed)
+    before minutes of work go into it; a KompeteError names the place and the reason otherwise."""
+    from kompete.errors import KompeteError
+
+    target = Path(path)
+    if target.is_dir():
+        raise KompeteError(f"cannot write the {what} {target}: it is a folder", hint="give a file name")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise KompeteError(f"cannot write the {what} {target}: {exc.strerror or exc}",
+                           hint="choose a writable place") from None
+    return target
 
 
 def _default_file_mode() -> int:

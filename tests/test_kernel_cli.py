@@ -112,7 +112,7 @@ def test_an_error_body_is_never_saved_as_output(fake_kaggle, tmp_path):
 
 def test_submit_over_the_daily_limit_is_refused_before_submitting(fake_kaggle):
     fake_kaggle.set(LIMITS, Reply(200, {"numToday": 5, "numTotal": 9, "numAllowedNow": 0}))
-    result = CliRunner().invoke(main, ["kernel", "submit", "sample-dogs", "--kernel", REF, "--version", "7"])
+    result = CliRunner().invoke(main, ["kernel", "submit", "generative-dog-images", "--kernel", REF, "--version", "7"])
     assert result.exit_code == 1 and "daily submission limit reached" in _one_error_line(result.output)
     assert SUBMIT not in fake_kaggle.methods()
 
@@ -121,12 +121,12 @@ def test_submit_waits_for_the_public_score(fake_kaggle):
     pending = {"ref": 45, "status": "PENDING", "fileName": "images.zip"}
     done = {**pending, "status": "COMPLETE", "publicScore": "41.5"}
     fake_kaggle.queue(SUBS, Reply(200, {"submissions": [pending]}), Reply(200, {"submissions": [done]}))
-    result = kompete("kernel", "submit", "sample-dogs", "--kernel", REF, "--version", "7", "--wait", "--poll", "0")
+    result = kompete("kernel", "submit", "generative-dog-images", "--kernel", REF, "--version", "7", "--wait", "--poll", "0")
     assert result.exit_code == 0, result.output
-    assert f"submitted {REF} v7 to sample-dogs: submission 45" in result.output
+    assert f"submitted {REF} v7 to generative-dog-images: submission 45" in result.output
     assert "public score 41.5 (COMPLETE)" in result.output
     (call,) = [c for c in fake_kaggle.calls if c.method == SUBMIT]
-    assert call.body == {"competitionName": "sample-dogs", "kernelOwner": "alice", "kernelSlug": "kompete-sample-dogs",
+    assert call.body == {"competitionName": "generative-dog-images", "kernelOwner": "alice", "kernelSlug": "kompete-sample-dogs",
                          "kernelVersion": 7, "fileName": "images.zip", "submissionDescription": f"kompete {REF} v7"}
 
 
@@ -134,11 +134,11 @@ def test_submit_is_recorded_in_the_ledger_even_when_waiting_times_out(fake_kaggl
     from kompete.ledger.store import Ledger
 
     fake_kaggle.queue(SUBS, Reply(200, {"submissions": [{"ref": 45, "status": "PENDING"}]}))
-    result = kompete("kernel", "submit", "sample-dogs", "--kernel", REF, "--version", "8", "--wait",
+    result = kompete("kernel", "submit", "generative-dog-images", "--kernel", REF, "--version", "8", "--wait",
                      "--poll", "0", "--timeout", "0")
     assert result.exit_code != 0 and "not scored after" in result.output
     with Ledger(isolated_ledger) as ledger:
-        subs = ledger.submissions("sample-dogs")
+        subs = ledger.submissions("generative-dog-images")
     assert [(s["ref"], s["kernel_ref"], s["kernel_version"]) for s in subs] == [(45, REF, 8)]
 
 
@@ -191,13 +191,13 @@ def test_submit_refuses_a_fetched_zip_kaggle_would_reject(fake_kaggle, tmp_path)
     bad = tmp_path / "images.zip"
     with zipfile.ZipFile(bad, "w") as zf:
         zf.writestr("0.png", b"not a png")
-    result = CliRunner().invoke(main, ["kernel", "submit", "sample-dogs", "--kernel", REF, "--zip", str(bad)])
+    result = CliRunner().invoke(main, ["kernel", "submit", "generative-dog-images", "--kernel", REF, "--zip", str(bad)])
     assert result.exit_code == 1 and "would be rejected by Kaggle" in _one_error_line(result.output)
     assert fake_kaggle.methods() == []
 
 
 def test_top_level_submit_and_doctor_are_the_kernel_commands(fake_kaggle):
-    result = kompete("submit", "sample-dogs", "--kernel", REF, "--version", "2")
+    result = kompete("submit", "generative-dog-images", "--kernel", REF, "--version", "2")
     assert result.exit_code == 0 and "submission 45" in result.output
     assert "credentials" in kompete("doctor", "--offline").output
 

@@ -115,7 +115,7 @@ def _png(img: np.ndarray) -> bytes:
 
 @pytest.fixture
 def monet_cfg():
-    return load_config("sample-monet", ["output.n_min=4", "output.n_max=6", "output.format=png"])
+    return load_config("sample-monet", ["output.n_min=4", "output.n_max=6", "output.format=png", "generate.n_images=5"])
 
 
 def test_a_good_zip_passes(monet_cfg, tmp_path):

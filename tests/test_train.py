@@ -298,7 +298,7 @@ def test_generate_writes_exactly_n_valid_pngs_deterministically(dogs16, tmp_path
 
 
 def test_generate_refuses_a_count_the_competition_rejects(dogs16, tmp_path):
-    cfg = tiny_cfg("output.n_min=10", "output.n_max=20")
+    cfg = tiny_cfg("output.n_min=10", "output.n_max=20", "generate.n_images=20")
     trainer, _ = train(cfg, dogs16, tmp_path / "run", 1)
     with pytest.raises(ConfigError, match="outside what sample-dogs accepts"):
         write_zip(trainer.task, cfg, tmp_path / "x.zip", GenerateOptions(n=21, progress=False))

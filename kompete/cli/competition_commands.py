@@ -13,9 +13,17 @@ from kompete.cli.main import config_for, main, set_option
 @main.command()
 def competitions() -> None:
     """List the configured competitions."""
+    from kompete.errors import ConfigError
+
     rows = [("name", "task", "output", "images", "runtime", "subs/day")]
+    broken: list[str] = []
     for name in config_mod.list_competitions():
-        cfg = config_for(name)
+        try:
+            cfg = config_for(name)
+        except ConfigError as exc:  # one broken file must not hide the others
+            rows.append((name, "BROKEN", "", "", "", ""))
+            broken.append(exc.render())
+            continue
         out = cfg.output
         count = str(out.n_min) if out.n_min == out.n_max else f"{out.n_min}-{out.n_max}"
         rows.append((name, cfg.task, f"{out.format} {out.image_size}px", count,
@@ -23,6 +31,8 @@ def competitions() -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    if broken:
+        raise ConfigError(f"{len(broken)} competition config(s) cannot be read: " + "; ".join(broken))
 
 
 @main.command("config")

@@ -187,6 +187,7 @@ def submit(competition, ref, version, message, wait, timeout_s, poll_s, zip_path
     from kompete.ledger.record import record_submit
 
     cfg = config_for(competition, overrides)
+    remote.refuse_sample(cfg)  # before the client authenticates or calls anything
     version = _version_for(ref, version)
     message = message or f"kompete {ref}" + (f" v{version}" if version else "")
 

@@ -38,10 +38,15 @@ def record_quietly(fn: Callable[..., Any], *args: Any, db_path: Path | None = No
         return None
 
 
-def _open(db_path: Path | None):
+def _open(db_path: Path | None, readonly: bool = False):
+    """`readonly` for commands that only show: they never create or change a database."""
     from kompete.ledger.store import Ledger
 
-    return Ledger(db_path)
+    return Ledger(db_path, readonly=readonly)
+
+
+def _where(ledger) -> str:
+    return str(ledger.path) if ledger.exists else f"{ledger.path} (no database there: check --db or ${DB_ENV})"
 
 
 # --------------------------------------------------------------------------- leaderboard
@@ -91,13 +96,16 @@ def show_cmd(competition: str, db_path: Path | None, plot_path: Path | None, csv
              last: int, top: int) -> None:
     """Where you stand on COMPETITION: best score, rank, gap to first, allowance, recent submissions."""
     from kompete.ledger import report
-    from kompete.paths import atomic_output
+    from kompete.paths import atomic_output, check_writable
 
-    with _open(db_path) as ledger:
+    for wanted, what in ((csv_path, "CSV"), (plot_path, "plot")):  # before any work: a read-only place fails now
+        if wanted is not None:
+            check_writable(wanted, what)
+    with _open(db_path, readonly=True) as ledger:
         frame = report.submissions_frame(ledger, competition)
         snaps = ledger.snapshots(competition)
         if frame.empty and not snaps:
-            click.echo(f"Nothing recorded for {competition} in {ledger.path} yet.\n"
+            click.echo(f"Nothing recorded for {competition} in {_where(ledger)} yet.\n"
                        f"Run `kompete leaderboard sync {competition}` to pull your submissions and the leaderboard.")
             return
         click.echo("\n".join(report.summarise(ledger, competition).lines()))
@@ -154,11 +162,11 @@ def runs_list(competition: str | None, db_path: Path | None) -> None:
     """List the runs of COMPETITION (or of all), oldest first."""
     from kompete.ledger import report
 
-    with _open(db_path) as ledger:
+    with _open(db_path, readonly=True) as ledger:
         frame = report.runs_frame(ledger, competition)
         if frame.empty:
             where = f" for {competition}" if competition else ""
-            click.echo(f"No runs recorded{where} in {ledger.path} yet "
+            click.echo(f"No runs recorded{where} in {_where(ledger)} yet "
                        f"(`kompete score` and `kompete submit` record them).")
             return
         if competition:
@@ -174,7 +182,7 @@ def runs_compare(a: str, b: str, db_path: Path | None) -> None:
     """Config differences and score deltas from run A to run B (ids from `kompete runs`)."""
     from kompete.ledger import report
 
-    with _open(db_path) as ledger:
+    with _open(db_path, readonly=True) as ledger:
         click.echo("\n".join(report.compare(ledger, a, b).lines()))
 
 

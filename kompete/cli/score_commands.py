@@ -70,6 +70,8 @@ def score(args: tuple[str, ...], competition: str | None, data_dir: str | None, 
         click.echo("\n".join(result.lines()))
     if record and result.comparable:  # a --limit quick check says nothing about the leaderboard: keep it out
         _record(cfg, Path(result.source), result, db_path)  # the zip a run folder resolved to
+    elif record:
+        click.echo("not recorded in the ledger: this score is not comparable to Kaggle's (see the notes)", err=True)
 
 
 def _record(cfg, path: Path, result, db_path: Path | None) -> None:

@@ -32,8 +32,9 @@ def default_run_dir(name: str) -> Path:
 @click.option("--from", "resume_from", type=click.Choice(["last", "best"]), default="last",
               help="With --resume: continue from the newest checkpoint, or from best.pt (best-restart: the "
                    "lowest in-training MiFID, optimiser, EMA and RNG state included).")
-@click.option("--fresh", is_flag=True, help="Start over: delete the checkpoints and metrics already in the run folder.")
-@click.option("--max-steps", type=int, default=None, help="Stop after this many steps (smoke tests).")
+@click.option("--fresh", is_flag=True, help="Start over: once every input is checked, move the run folder's "
+                                           "checkpoints, metrics and zip into <run folder>/aside/<time>/.")
+@click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this many steps (smoke tests).")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: the best available).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @set_option
@@ -52,7 +53,9 @@ def train(competition: str, data_dir: str | None, run_dir: Path | None, time_bud
     torchrun --nproc_per_node 2 -m kompete train generative-dog-images      # two GPUs (DDP)
     """
     from kompete.train.budget import make_budget, parse_duration
+    from kompete.train.rundir import check_fresh_resume
 
+    check_fresh_resume(fresh, resume)
     cfg = config_for(competition, overrides)
     if resume_from == "best":
         from kompete.errors import ConfigError
@@ -61,7 +64,7 @@ def train(competition: str, data_dir: str | None, run_dir: Path | None, time_bud
         if resume is None:
             raise ConfigError("--from best needs --resume RUN (the run whose best.pt to continue)")
         resume = ckpt.choose_checkpoint(resume, "best")
-    budget = make_budget(cfg, parse_duration(time_budget) if time_budget else None)
+    budget = make_budget(cfg, parse_duration(time_budget) if time_budget is not None else None)  # "" is a mistake
     from kompete.generate import estimate_seconds
     from kompete.metrics.evaluation import evaluation_callbacks
     from kompete.train.run import train_run
@@ -79,9 +82,22 @@ def train(competition: str, data_dir: str | None, run_dir: Path | None, time_bud
         record_quietly(record_score, cfg.name, db_path=db_path, run_dir=result.run_dir,
                        images_per_s=result.images_per_s, config=cfg.to_dict(), config_hash=config_hash(cfg))
     if result.reason == "signal":
-        click.echo(f"stopped by {result.signal_name}; resume with `kompete train {competition} "
-                   f"--resume {result.run_dir}`", err=True)
+        click.echo(f"stopped by {result.signal_name}; resume with `{resume_command(competition, result.run_dir, data_dir, overrides)}`",
+                   err=True)
         sys.exit(128 + (15 if result.signal_name == "SIGTERM" else 2))
+
+
+def resume_command(competition: str, run_dir: Path, data_dir: str | None, overrides: tuple[str, ...]) -> str:
+    """The command that continues this run: same folder (--out: a folder with checkpoints is continued),
+    same data and overrides. `--resume DIR` alone would train into runs/<competition> and split the run."""
+    import shlex
+
+    words = ["kompete", "train", competition, "--out", str(run_dir)]
+    if data_dir:
+        words += ["--data-dir", data_dir]
+    for item in overrides:
+        words += ["--set", item]
+    return shlex.join(words)
 
 
 @main.command("generate")
@@ -90,7 +106,7 @@ def train(competition: str, data_dir: str | None, run_dir: Path | None, time_bud
               help="Zip to write (default: <run folder>/<output.archive>, e.g. images.zip).")
 @click.option("--n", "n", type=int, default=None, help="Images to write (default: generate.n_images).")
 @click.option("--truncation", type=float, default=None, help="Noise truncation threshold (0 = off).")
-@click.option("--seed", type=int, default=None, help="Noise seed (default: generate.seed).")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=None, help="Noise seed (default: generate.seed).")
 @click.option("--device", default=None, help="cpu, cuda ... (default: the best available).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--checkpoint", "which", default="auto", metavar="best|last|PATH",

@@ -10,6 +10,13 @@ from kompete.data import locate
 from kompete.data.images import IMAGE_SUFFIXES, DataSummary, DomainPair, ImageSet, list_images
 from kompete.errors import DataError
 
+
+def download_hint(cfg: Config) -> str:
+    """What fixes missing data: a sample is remade by `kompete data`, a real competition is downloaded."""
+    if cfg.data.sample is not None:
+        return f"run `kompete data {cfg.name}` to make the sample again, or pass --data-dir"
+    return f"run `kompete data download {cfg.name}` or pass --data-dir"
+
 __all__ = ["DataSummary", "DomainPair", "ImageSet", "load_domains", "prepare_images", "reference_files",
            "resolve_data_dir"]
 
@@ -33,7 +40,7 @@ def resolve_data_dir(cfg: Config, data_dir: str | Path | None = None) -> Path:
             return folder
     looked = ", ".join(str(c) for c in candidates) or "nowhere (the config sets no kaggle_dir or local_dir)"
     raise DataError(f"no data for {cfg.name}: looked in {looked}",
-                    hint=f"run `kompete data download {cfg.name}` or pass --data-dir DIR")
+                    hint=download_hint(cfg))
 
 
 def prepare_images(cfg: Config, data_dir: str | Path | None = None, progress: bool = True) -> ImageSet:
@@ -63,7 +70,7 @@ def reference_files(cfg: Config, data_dir: str | Path | None = None) -> list[Pat
         folder = locate.folder(cfg, root, "target")
     if not folder.is_dir():
         raise DataError(f"no reference images: {folder} does not exist",
-                        hint=f"run `kompete data download {cfg.name}` or pass --data-dir")
+                        hint=download_hint(cfg))
     files = list_images(folder)[0]
     if not files:
         raise DataError(f"no reference images in {folder}")

@@ -33,8 +33,8 @@ def load(path: Path) -> dict[str, Any] | None:
     try:
         with np.load(path, allow_pickle=False) as npz:
             return {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, EOFError):
-        return None  # a damaged cache is rebuilt, not trusted
+    except Exception:  # noqa: BLE001 - BadZipFile, zlib errors, truncation: a damaged cache is rebuilt, not trusted
+        return None
 
 
 def save(path: Path, arrays: dict[str, np.ndarray]) -> None:

@@ -18,6 +18,7 @@ from kompete.config import Config
 from kompete.data import cache, locate
 from kompete.data.images import (DataSummary, ImageSet, Timer, center_square, list_images, parallel_map,
                                  resize_square, stack)
+from kompete.data import download_hint
 from kompete.errors import DataError
 
 Box = tuple[float, float, float, float]
@@ -47,7 +48,7 @@ def prepare_dogs(cfg: Config, root: Path, progress: bool = True) -> ImageSet:
     annotations_dir = found.get("annotations", root / d.annotations_dir)
     if not images_dir.is_dir():
         raise DataError(f"no {d.images_dir}/ folder in {root}",
-                        hint=f"run `kompete data download {cfg.name}` or pass --data-dir")
+                        hint=download_hint(cfg))
     if d.use_boxes and not annotations_dir.is_dir():
         raise DataError(f"no {d.annotations_dir}/ folder in {root}; bounding boxes are needed to crop dogs",
                         hint="download the annotations too, or --set data.use_boxes=false for whole images")
@@ -55,7 +56,7 @@ def prepare_dogs(cfg: Config, root: Path, progress: bool = True) -> ImageSet:
     with Timer() as timer:
         files, others = list_images(images_dir)
         if not files:
-            raise DataError(f"no images in {images_dir}", hint=f"run `kompete data download {cfg.name}`")
+            raise DataError(f"no images in {images_dir}", hint=download_hint(cfg))
         breeds = _breed_folders(annotations_dir) if annotations_dir.is_dir() else {}
         xmls = sorted(p for folder in breeds.values() for p in folder.iterdir()) if d.use_boxes else []
         key = cache.inputs_key(files + xmls, {"layout": "dogs", **settings.__dict__})
@@ -72,7 +73,8 @@ def prepare_dogs(cfg: Config, root: Path, progress: bool = True) -> ImageSet:
     image_set.summary.seconds = timer.seconds
     if len(image_set.images) == 0:
         raise DataError(f"none of the {len(files)} images in {images_dir} gave a usable crop",
-                        hint="check the Annotation folder matches the images")
+                        hint="check that the images open (are they all damaged?) and, with boxes, that the "
+                             f"{d.annotations_dir} folder matches them")
     return image_set
 
 

@@ -14,6 +14,7 @@ from kompete.config import Config
 from kompete.data import cache, locate
 from kompete.data.images import (DataSummary, DomainPair, ImageSet, Timer, center_square, list_images, open_rgb,
                                  parallel_map, resize_square, stack)
+from kompete.data import download_hint
 from kompete.errors import DataError
 
 
@@ -29,11 +30,11 @@ def load_domain(cfg: Config, folder: Path, progress: bool = True) -> ImageSet:
     size = cfg.data.image_size
     if not folder.is_dir():
         raise DataError(f"no {folder.name}/ folder in {folder.parent}",
-                        hint=f"run `kompete data download {cfg.name}` or pass --data-dir")
+                        hint=download_hint(cfg))
     with Timer() as timer:
         files, others = list_images(folder)
         if not files:
-            raise DataError(f"no images in {folder}", hint=f"run `kompete data download {cfg.name}`")
+            raise DataError(f"no images in {folder}", hint=download_hint(cfg))
         key = cache.inputs_key(files, {"layout": "monet", "size": size})
         path = cache.cache_file(f"monet-{folder.name}", key)
         cached = cache.load(path)

@@ -113,6 +113,9 @@ def error_message(exc: BaseException, what: str) -> KaggleError:
         if code is not None and code >= 500:
             return KaggleError(f"{what}: Kaggle server error ({code})", hint="Kaggle is having trouble; retry later")
         return KaggleError(f"{what}: HTTP {code}{detail}")
+    if isinstance(exc, ValueError) and "Expecting value" in str(exc) or type(exc).__name__ == "JSONDecodeError":
+        return KaggleError(f"{what}: Kaggle's answer was not JSON (an HTML error page, a proxy or a captive portal?)",
+                           hint="retry later; check the network and any proxy settings")
     if isinstance(exc, requests.ConnectionError):
         return KaggleError(f"{what}: cannot reach Kaggle", hint="check the network connection")
     if isinstance(exc, requests.RequestException):

@@ -14,7 +14,7 @@ from typing import Callable
 
 from kompete.config import Config
 from kompete.data.download import safe_member_path
-from kompete.errors import DataError, KaggleError, QuotaError, RateLimitError
+from kompete.errors import ConfigError, DataError, KaggleError, QuotaError, RateLimitError
 from kompete.kernel.client import KaggleClient, KernelStatus, PushResult, Submission
 from kompete.paths import write_text_atomic
 
@@ -39,18 +39,21 @@ def last_push(folder: Path) -> dict | None:
         return None
 
 
+MIN_POLL_S = 1.0  # `--poll 0` made ~200 API calls a second; Kaggle rate-limits well before that
+
+
 def watch(client: KaggleClient, ref: str, version: int | None = None, timeout_s: float = 12 * 3600,
           poll_s: float = 60.0, max_poll_s: float = 600.0, on_status: Callable[[KernelStatus], None] | None = None,
           sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> KernelStatus:
     """Poll until the kernel finishes; back off (x1.5, +-10% jitter) while it runs, honour 429 Retry-After."""
     deadline = clock() + timeout_s
-    delay = poll_s
+    delay = max(MIN_POLL_S, poll_s)
     last = None
     while True:
         try:
             status = client.status(ref, version)
         except RateLimitError as exc:
-            wait = exc.retry_after if exc.retry_after is not None else delay
+            wait = max(MIN_POLL_S, exc.retry_after if exc.retry_after is not None else delay)
             if clock() + wait > deadline:
                 raise
             sleep(wait)
@@ -140,6 +143,8 @@ def submit(client: KaggleClient, cfg: Config, ref: str, version: int | None, mes
            sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
            on_submitted: Callable[[int], None] | None = None) -> SubmitResult:
     """Submit; `on_submitted(ref)` runs as soon as Kaggle has the submission, before any waiting can fail."""
+    refuse_sample(cfg)
+    poll_s = max(MIN_POLL_S, poll_s)
     client.check_kernel_ref(ref)
     if zip_path is not None:
         check_local_zip(cfg, zip_path)
@@ -154,7 +159,7 @@ def submit(client: KaggleClient, cfg: Config, ref: str, version: int | None, mes
         try:
             mine = [s for s in client.submissions(cfg.name) if s.ref == sub_ref]
         except RateLimitError as exc:
-            wait_s = exc.retry_after if exc.retry_after is not None else poll_s
+            wait_s = max(MIN_POLL_S, exc.retry_after if exc.retry_after is not None else poll_s)
             if clock() + wait_s > deadline:
                 raise
             sleep(wait_s)
@@ -167,6 +172,13 @@ def submit(client: KaggleClient, cfg: Config, ref: str, version: int | None, mes
             raise KaggleError(f"submission {sub_ref} not scored after {timeout_s:g} s",
                               hint=f"see kaggle.com/c/{cfg.name}/submissions")
         sleep(poll_s)
+
+
+def refuse_sample(cfg: Config) -> None:
+    """An offline sample has no Kaggle competition: refuse before any API call."""
+    if cfg.data.sample is not None:
+        raise ConfigError(f"{cfg.name} is an offline sample competition; Kaggle has nothing to submit it to",
+                          hint="submit a real competition, e.g. generative-dog-images")
 
 
 @dataclass(frozen=True)

@@ -161,6 +161,11 @@ def default_db_path() -> Path:
     return Path.home() / ".kompete" / "kompete.db"
 
 
+def _unwritable(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return "readonly" in text or "read-only" in text or "unable to open" in text
+
+
 def now_iso() -> str:
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
@@ -207,8 +212,14 @@ class LeaderboardRow:
 class Ledger:
     """One open ledger database. Use as a context manager, or call close()."""
 
-    def __init__(self, path: str | os.PathLike | None = None):
+    def __init__(self, path: str | os.PathLike | None = None, readonly: bool = False):
+        """`readonly` (commands that only show): never creates or changes the file. A missing database reads
+        as an empty one (`exists` is False), and one on a read-only file system is still read."""
         self.path = Path(path).expanduser() if path else default_db_path()
+        self.readonly = readonly
+        self.exists = self.path.is_file()
+        if readonly and self._open_readonly():
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # Autocommit mode: transactions are explicit (see transaction()), never implicit.
@@ -221,6 +232,14 @@ class Ledger:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA foreign_keys=ON")
             self.migrate()
+        except sqlite3.OperationalError as exc:
+            self.conn.close()
+            if _unwritable(exc):  # a valid database on a read-only disk is not "not a ledger"
+                raise LedgerError(f"cannot write the ledger database {self.path}: the file or its folder is "
+                                  f"read-only ({exc})", f"make it writable, or choose another with --db PATH or "
+                                                        f"${DB_ENV}") from exc
+            raise LedgerError(f"{self.path} is not a kompete ledger database ({exc})",
+                              f"move it aside or choose another with --db PATH or ${DB_ENV}") from exc
         except sqlite3.DatabaseError as exc:
             self.conn.close()
             raise LedgerError(f"{self.path} is not a kompete ledger database ({exc})",
@@ -228,6 +247,41 @@ class Ledger:
         except BaseException:
             self.conn.close()
             raise
+
+    def _open_readonly(self) -> bool:
+        """Open without writing; False when the schema is older and needs the writable path's migration."""
+        if not self.exists:  # a mistyped --db must not create a file: read an empty schema in memory
+            self.conn = sqlite3.connect(":memory:", isolation_level=None)
+            self.conn.row_factory = sqlite3.Row
+            self.migrate()
+            return True
+        uri = self.path.resolve().as_uri()
+        last: sqlite3.Error | None = None
+        # mode=ro still needs the WAL's -shm file; immutable=1 reads a file nothing can be writing (read-only disk)
+        for query in ("?mode=ro", "?immutable=1"):
+            try:
+                self.conn = sqlite3.connect(uri + query, uri=True, isolation_level=None, timeout=30)
+                self.conn.row_factory = sqlite3.Row
+                current = self.version
+                break
+            except sqlite3.OperationalError as exc:
+                last = exc
+                self.conn.close()
+            except sqlite3.DatabaseError as exc:
+                self.conn.close()
+                raise LedgerError(f"{self.path} is not a kompete ledger database ({exc})",
+                                  f"choose another with --db PATH or ${DB_ENV}") from exc
+        else:
+            raise LedgerError(f"cannot read the ledger database {self.path}: {last}",
+                              f"choose another with --db PATH or ${DB_ENV}")
+        if current > SCHEMA_VERSION:
+            self.conn.close()
+            raise LedgerError(f"{self.path} has schema version {current}, newer than this kompete "
+                              f"understands ({SCHEMA_VERSION})", "upgrade kompete")
+        if current < SCHEMA_VERSION:
+            self.conn.close()
+            return False
+        return True
 
     # ------------------------------------------------------------------ housekeeping
 

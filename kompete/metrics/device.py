@@ -9,9 +9,10 @@ import torch
 
 
 def default_device(requested: str | torch.device | None = None) -> torch.device:
-    if requested is not None:
-        return torch.device(requested)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """The requested device (checked: a typo is a plain error), else cuda if available."""
+    from kompete.device import parse_device
+
+    return parse_device(requested)
 
 
 @contextlib.contextmanager

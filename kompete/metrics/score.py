@@ -65,6 +65,9 @@ def resolve_submission(cfg: Config, path: str | Path) -> Path:
         return p / cfg.output.archive
     if not p.exists():
         raise ArchiveError(f"{p}: no such file or folder")
+    if p.is_dir() and ((p / "checkpoints").is_dir() or (p / "metrics.csv").is_file()):  # a run, not loose images
+        raise ArchiveError(f"{p} is a run folder without its {cfg.output.archive}",
+                           hint=f"write it with `kompete generate {p}`, then score again")
     return p
 
 
@@ -109,7 +112,8 @@ def score_path(cfg: Config, path: str | Path, data_dir: str | Path | None = None
         scan = scan_folder if target.is_dir() else scan_zip
         report = scan(target, out.format, out.image_size, out.n_min, out.n_max, consumer=front.add)
         if report.problems:
-            raise ArchiveError(report.message(), hint=f"`kompete validate {target} --competition {cfg.name}` lists them")
+            hint = None if target.is_dir() else f"`kompete validate {cfg.name} {target}` lists them"
+            raise ArchiveError(report.message(), hint=hint)
         gen = extractor.result()
         timings["generated"] = time.perf_counter() - t
         if len(gen) < 2:

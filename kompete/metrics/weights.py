@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 import pickle
 import warnings
 from dataclasses import dataclass
@@ -100,6 +101,7 @@ def find_weights(explicit: str | os.PathLike | None = None, download: bool = Fal
         if path.is_file():
             return WeightsSource(path, _kind(path), f"${ENV_VAR}")
         looked.append(f"${ENV_VAR}={path} (no such file)")
+        print(f"warning: ${ENV_VAR}={path}: no such file; looking elsewhere", file=sys.stderr)  # never silently
     else:
         looked.append(f"${ENV_VAR} (unset)")
     hub = hub_checkpoint()

@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 
 from kompete.config import Config
+from kompete.device import parse_device
 
 
 @dataclass
@@ -113,9 +114,7 @@ def make_context(cfg: Config, device: str | None = None) -> Context:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device is None:
-        device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
+    dev = parse_device(device, local_rank)  # a bare "cuda" gets its index: set_device needs one
     ctx = Context(device=dev, rank=rank, world_size=world, local_rank=local_rank)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -10,6 +9,7 @@ import click
 
 from kompete.algorithms.base import Task, build_task, load_data, task_class
 from kompete.config import Config
+from kompete.train import rundir
 from kompete.train import state as ckpt
 from kompete.train.budget import Budget, set_reserve
 from kompete.train.callbacks import Callback, default_callbacks
@@ -30,19 +30,25 @@ def train_run(cfg: Config, run_dir: str | Path, budget: Budget, data_dir: str | 
     in a metrics row are written with it.
 
     Without --resume, a run folder that already holds checkpoints is continued (a preempted or
-    interrupted run picks up where it stopped); `fresh` discards them first.
+    interrupted run picks up where it stopped); `fresh` moves the old run aside (see rundir.py), once every
+    input has been checked.
     """
     run_dir = Path(run_dir)
+    rundir.check_fresh_resume(fresh, resume)
     task_class(cfg)  # the algorithm's code and names resolve before any work starts
     ctx = make_context(cfg, device)
+    lock = rundir.RunLock(run_dir) if ctx.is_main else None
     try:
-        if fresh and ctx.is_main:
-            shutil.rmtree(run_dir / ckpt.CHECKPOINT_DIR, ignore_errors=True)
-            (run_dir / "metrics.csv").unlink(missing_ok=True)
+        if lock is not None:
+            lock.acquire()  # a second training into this folder stops here; also proves it writable
         data = load_data(cfg, data_dir, progress=progress and ctx.is_main)
         task = build_task(cfg, ctx, data)
         if generation_estimate is not None:
             set_reserve(budget, generation_estimate(task, cfg), cfg.train.safety_margin_s)
+        if fresh:  # only now: every input is checked, so a failure above leaves the old run whole
+            if ctx.is_main and (aside := rundir.set_aside(run_dir)) is not None:
+                click.echo(f"moved the previous run to {aside}")
+            ctx.barrier()
         trainer = Trainer(cfg, task, run_dir, budget, progress=progress, max_steps=max_steps,
                           callbacks=[*callbacks, *default_callbacks()])
         source = resume if resume is not None else (run_dir if ckpt.list_checkpoints(run_dir) else None)
@@ -58,7 +64,10 @@ def train_run(cfg: Config, run_dir: str | Path, budget: Budget, data_dir: str | 
                     click.echo(f"best-restart: later checkpoints moved to {aside}")
             if ctx.is_main:
                 click.echo(f"resumed from {path} at step {task.step_count}")
+                rundir.truncate_metrics(run_dir / "metrics.csv", task.step_count)  # rows after it are redone
         result = trainer.run()
         return result if ctx.is_main else None
     finally:
+        if lock is not None:
+            lock.release()
         ctx.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -68,8 +68,8 @@ def find_checkpoint(where: str | Path) -> Path:
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # a truncated or foreign file: say which one
-        raise TrainingError(f"cannot read checkpoint {path}: {exc}".splitlines()[0]) from None
+    except Exception as exc:  # a truncated or foreign file: say which one, and why in plain words
+        raise TrainingError(f"cannot read checkpoint {path}: {unreadable_reason(Path(path), exc)}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise TrainingError(f"{path} is not a kompete checkpoint")
     return payload
@@ -123,3 +123,46 @@ def set_aside_later(run_dir: str | Path, step: int) -> Path | None:
     for p in later:
         p.rename(aside / p.name)
     return aside
+
+
+def unreadable_reason(path: Path, exc: BaseException) -> str:
+    """Why torch could not load `path`, without torch's advice to retry with weights_only=False
+    (that would run arbitrary code from a file that is damaged or not ours)."""
+    try:
+        size = path.stat().st_size
+    except OSError as err:
+        return err.strerror or type(err).__name__
+    if size == 0:
+        return "the file is empty (0 bytes; an interrupted copy or a full disk?)"
+    text = str(exc).splitlines()[0] if str(exc).strip() else ""
+    if "weights_only" in str(exc) or "Unpickl" in type(exc).__name__:
+        return f"not a torch checkpoint, or damaged ({size} bytes)"
+    if "zip archive" in text or "central directory" in text or isinstance(exc, (EOFError, RuntimeError)):
+        return f"truncated or damaged ({size} bytes{': ' + text[:120] if text else ''})"
+    return f"{type(exc).__name__}{': ' + text[:160] if text else ''}"
+
+
+def load_newest(where: str | Path, warn: Callable[[str], None] | None = None) -> tuple[Path, dict[str, Any]]:
+    """The newest checkpoint of a run folder that loads, with its payload.
+
+    A damaged newest file (a kill during a copy, a full disk) falls back to the next older one, with a
+    warning naming the file; only when none loads is it an error, listing them. A checkpoint file given
+    by name is loaded as is: the user chose it.
+    """
+    path = Path(where)
+    if path.is_file():
+        return path, load_checkpoint(path)
+    newest = find_checkpoint(path)
+    candidates = [p for p in list_checkpoints(newest.parent) if p != newest][::-1]
+    failures: list[str] = []
+    for candidate in [newest, *candidates]:
+        try:
+            payload = load_checkpoint(candidate)
+        except TrainingError as exc:
+            failures.append(exc.message)
+            continue
+        if failures and warn is not None:
+            warn(f"warning: {'; '.join(failures)}; using the older {candidate.name}")
+        return candidate, payload
+    raise TrainingError("; ".join(failures), hint=f"no checkpoint in {newest.parent} is readable: remove them, "
+                                                  "or train with --fresh")

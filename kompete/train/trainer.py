@@ -77,8 +77,8 @@ class Trainer:
     # ----------------------------------------------------------------- resume
     def resume(self, where: str | Path) -> Path:
         """Continue from the newest checkpoint of a run folder (or a checkpoint file)."""
-        path = ckpt.find_checkpoint(where)
-        payload = ckpt.load_checkpoint(path)  # on the CPU: RNG states must stay there; load_state_dict moves the rest
+        warn = (lambda m: click.echo(m, err=True)) if self.task.ctx.is_main else None
+        path, payload = ckpt.load_newest(where, warn)  # on the CPU: RNG states must stay there; load_state_dict moves the rest
         try:
             self.task.load_state_dict(payload["task"])
         except (RuntimeError, KeyError, ValueError) as exc:
