@@ -7,15 +7,10 @@ from pathlib import Path
 from kompete import paths
 from kompete.config import Config
 from kompete.data import locate
+from kompete.data.locate import download_hint
 from kompete.data.images import IMAGE_SUFFIXES, DataSummary, DomainPair, ImageSet, list_images
 from kompete.errors import DataError
 
-
-def download_hint(cfg: Config) -> str:
-    """What fixes missing data: a sample is remade by `kompete data`, a real competition is downloaded."""
-    if cfg.data.sample is not None:
-        return f"run `kompete data {cfg.name}` to make the sample again, or pass --data-dir"
-    return f"run `kompete data download {cfg.name}` or pass --data-dir"
 
 __all__ = ["DataSummary", "DomainPair", "ImageSet", "load_domains", "prepare_images", "reference_files",
            "resolve_data_dir"]

@@ -18,7 +18,7 @@ from kompete.config import Config
 from kompete.data import cache, locate
 from kompete.data.images import (DataSummary, ImageSet, Timer, center_square, list_images, parallel_map,
                                  resize_square, stack)
-from kompete.data import download_hint
+from kompete.data.locate import download_hint
 from kompete.errors import DataError
 
 Box = tuple[float, float, float, float]

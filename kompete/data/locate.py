@@ -179,3 +179,10 @@ def require(cfg: Config, root: str | Path) -> Found:
         raise DataError(f"no {', '.join(missing)} in {root} (looked for folders or .zip files, any case, "
                         f"{MAX_DEPTH} levels deep)", hint=f"attach the {cfg.name} competition data, or pass --data-dir")
     return found
+
+
+def download_hint(cfg: Config) -> str:
+    """What fixes missing data: a sample is remade by `kompete data`, a real competition is downloaded."""
+    if cfg.data.sample is not None:
+        return f"run `kompete data {cfg.name}` to make the sample again, or pass --data-dir"
+    return f"run `kompete data download {cfg.name}` or pass --data-dir"

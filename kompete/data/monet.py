@@ -14,7 +14,7 @@ from kompete.config import Config
 from kompete.data import cache, locate
 from kompete.data.images import (DataSummary, DomainPair, ImageSet, Timer, center_square, list_images, open_rgb,
                                  parallel_map, resize_square, stack)
-from kompete.data import download_hint
+from kompete.data.locate import download_hint
 from kompete.errors import DataError
 
 
