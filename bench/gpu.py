@@ -407,7 +407,7 @@ def part_mifid(suite: Suite) -> dict:
     net = net.to(dev)
     weights = root / "random-inception.pth"
     torch.save({"seed": torch.tensor(0)}, weights)  # a file for the sha256 in the cache key; net built above
-    cfg = load_config("generative-dog-images", [f"output.n_min={n_gen}", f"output.n_max={n_gen}"])
+    cfg = load_config("generative-dog-images", [f"output.n_min={n_gen}", f"output.n_max={n_gen}", f"generate.n_images={n_gen}"])
     pixels = rng.integers(0, 256, (min(n_gen, 2000), 64, 64, 3), dtype=np.uint8)
     extract_features(net, pixels[:50], device=dev)  # warm-up: cuDNN plans, allocator
     sync()

@@ -29,12 +29,13 @@ SUBMIT = "competitions.CompetitionApiService/CreateCodeSubmission"
 LIMITS = "competitions.CompetitionApiService/GetSubmissionLimits"
 SUBS = "competitions.CompetitionApiService/ListSubmissions"
 # Four images make a complete submission here, so zips stay tiny.
-SMALL = ["--set", "output.n_min=4", "--set", "output.n_max=4", "--set", "metric.reference_limit=8"]
+SMALL = ["--set", "output.n_min=4", "--set", "output.n_max=4", "--set", "generate.n_images=4",
+         "--set", "metric.reference_limit=8"]
 SEEDS = ["--sweep", "seed=1,2,3,4"]
 
 
-def slug(name: str, variant: str) -> str:
-    return f"kompete-sample-dogs-{name}-{variant}"
+def slug(name: str, variant: str, competition: str = "sample-dogs") -> str:
+    return f"kompete-{competition}-{name}-{variant}"
 
 
 def images_zip(n: int, seed: int = 0) -> bytes:
@@ -54,8 +55,11 @@ def kompete(*args):
     return result
 
 
-def start(tmp_path, name, *extra):
-    return kompete("campaign", "start", "sample-dogs", "--name", name, "--out", str(tmp_path), *SMALL, *extra)
+DOGS = "generative-dog-images"
+
+
+def start(tmp_path, name, *extra, competition="sample-dogs"):
+    return kompete("campaign", "start", competition, "--name", name, "--out", str(tmp_path), *SMALL, *extra)
 
 
 class FakeTime:
@@ -132,7 +136,8 @@ def test_four_variants_error_running_rejected_and_good(fake_kaggle, tmp_path, mo
     shown = kompete("campaign", "show", "c1", "--plot", str(tmp_path / "c1.png"))
     assert shown.exit_code == 0 and (tmp_path / "c1.png").read_bytes()[:4] == b"\x89PNG"
     lines = shown.output.splitlines()
-    assert lines[0] == "every variant: metric.reference_limit=8, output.n_max=4, output.n_min=4"
+    assert lines[0] == ("every variant: generate.n_images=4, metric.reference_limit=8, output.n_max=4, "
+                        "output.n_min=4")
     assert lines[1].split()[:2] == ["variant", "changed"]
     assert lines[2].split()[:2] == ["4", "seed=4"]  # the scored variant ranks first
     assert "rejected" in shown.output and "CUDA out of memory" in shown.output
@@ -192,21 +197,24 @@ def test_wait_killed_midway_is_carried_on_by_a_rerun(fake_kaggle, tmp_path):
 
 
 def _scored_campaign(fake_kaggle, tmp_path, name):
-    """Four complete variants with the kernels' own scores: 1 is best but memorizes, 2 and 3 are fine, 4 rejected."""
+    """Four complete variants with the kernels' own scores: 1 is best but memorizes, 2 and 3 are fine, 4 rejected.
+    On the real dog competition (a sample has nothing on Kaggle to submit to); no local data is needed."""
     scores = {"1": (20.0, 0.05), "2": (30.0, 0.30), "3": (35.0, 0.25), "4": (10.0, 0.4)}
     for v, (mifid, memo) in scores.items():
-        fake_kaggle.script_kernel(slug(name, v), ["COMPLETE"], files={
+        fake_kaggle.script_kernel(slug(name, v, DOGS), ["COMPLETE"], files={
             "images.zip": images_zip(3 if v == "4" else 4), "kompete-run.json": run_summary(mifid, memo)})
-    assert start(tmp_path, name, *SEEDS).exit_code == 0
+    started = start(tmp_path, name, *SEEDS, competition=DOGS)
+    assert started.exit_code == 0, started.output
     wait(name)
-    assert kompete("campaign", "collect", name).exit_code == 0
+    collected = kompete("campaign", "collect", name)
+    assert collected.exit_code == 0, collected.output
 
 
 def test_submit_best_skips_memorizers_and_submitted_and_respects_the_quota(fake_kaggle, tmp_path):
     _scored_campaign(fake_kaggle, tmp_path, "s")
     fake_kaggle.set(LIMITS, Reply(200, {"numToday": 5, "numTotal": 9, "numAllowedNow": 0}))
     refused = kompete("campaign", "submit", "s", "--best")
-    assert refused.exit_code == 1 and "daily submission limit reached" in refused.output
+    assert refused.exit_code == 1 and "daily submission limit reached" in refused.output, refused.output
     assert SUBMIT not in fake_kaggle.methods()
 
     fake_kaggle.set(LIMITS, Reply(200, {"numToday": 1, "numTotal": 3, "numAllowedNow": 4}))
@@ -220,7 +228,7 @@ def test_submit_best_skips_memorizers_and_submitted_and_respects_the_quota(fake_
     assert second.exit_code == 0, second.output
     assert "passed over 2: already submitted (submission 45)" in second.output and "submitted 3 " in second.output
     bodies = [c.body["kernelSlug"] for c in fake_kaggle.calls if c.method == SUBMIT]
-    assert bodies == [slug("s", "2"), slug("s", "3")]
+    assert bodies == [slug("s", "2", DOGS), slug("s", "3", DOGS)]
     board = kompete("leaderboard", "show", "sample-dogs")
     assert "31.5" in board.output and "30.0000" in board.output  # public beside local
     third = kompete("campaign", "submit", "s", "--best")
@@ -239,7 +247,7 @@ def test_a_chain_of_two_kernels(fake_kaggle, tmp_path):
     assert f"base-part2 continues base: alice/{slug('ch', 'base-part2')}" in cont.output
     folder = tmp_path / "ch" / "kernels" / "sample-dogs-ch-base-part2"
     meta = json.loads((folder / "kernel-metadata.json").read_text())
-    assert meta["kernel_sources"] == [f"alice/{slug('ch', 'base')}"]
+    assert meta["kernel_sources"] == [f"alice/{slug('ch', 'base')}/7"]  # tied to the version that completed
     assert f"{slug('ch', 'base')}/run" in (folder / "kernel.py").read_text()  # train --resume from its output
     _, states = wait("ch")
     assert states == {"base": "complete", "base-part2": "complete"}

@@ -20,7 +20,7 @@ import pytest
 from tests.conftest import REPO
 
 PY = sys.executable
-TINY = ["data.image_size=16", "train.g_channels=8", "train.d_channels=8", "train.z_dim=16", "train.batch_size=16",
+TINY = ["data.image_size=16", "train.g_channels=8", "train.d_channels=8", "gan.z_dim=16", "train.batch_size=16",
         "train.log_every=1", "output.n_min=1", "generate.n_images=25", "generate.batch_size=16",
         "data.sample.n_images=16"]
 SETS = [a for s in TINY for a in ("--set", s)]
