@@ -229,7 +229,7 @@ def test_submit_best_skips_memorizers_and_submitted_and_respects_the_quota(fake_
     assert "passed over 2: already submitted (submission 45)" in second.output and "submitted 3 " in second.output
     bodies = [c.body["kernelSlug"] for c in fake_kaggle.calls if c.method == SUBMIT]
     assert bodies == [slug("s", "2", DOGS), slug("s", "3", DOGS)]
-    board = kompete("leaderboard", "show", "sample-dogs")
+    board = kompete("leaderboard", "show", DOGS)
     assert "31.5" in board.output and "30.0000" in board.output  # public beside local
     third = kompete("campaign", "submit", "s", "--best")
     assert third.exit_code == 1 and "nothing to submit" in third.output  # 1 memorizes, 4 was rejected
