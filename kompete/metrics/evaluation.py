@@ -160,7 +160,7 @@ class TrainingEvaluation(Callback):
         if self.scorer is None or not self._allowed(trainer):
             return
         task, n = trainer.task, self._n(trainer)
-        t = time.monotonic()
+        t, at = time.monotonic(), trainer.elapsed  # `at` matches the metrics row's elapsed_s, for the plot
         try:
             fid, distance, mifid = self.scorer(task, n)
         except Exception as exc:  # an evaluation never ends a training (out of memory, a bad batch ...)
@@ -169,7 +169,7 @@ class TrainingEvaluation(Callback):
         finally:
             self._last_time = time.monotonic()
             self.spent_s += self._last_time - t
-        ev = Evaluation(task.step_count, task.epoch, fid, distance, mifid, n, self._last_time - t, trainer.elapsed)
+        ev = Evaluation(task.step_count, task.epoch, fid, distance, mifid, n, self._last_time - t, at)
         self.history.append(ev)
         self._unlogged = dict(eval_fid=fid, eval_distance=distance, eval_mifid=mifid, eval_images=n)
         self._alarm(ev)
