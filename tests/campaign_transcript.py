@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.fake_kaggle import FakeKaggle, Reply  # noqa: E402
-from tests.test_campaign import LIMITS, SMALL, SUBMIT, SUBS, images_zip, run_summary, slug  # noqa: E402
+from tests.test_campaign import DOGS, LIMITS, SMALL, SUBMIT, SUBS, images_zip, run_summary, slug  # noqa: E402
 
 
 def main() -> None:
@@ -56,18 +56,18 @@ def main() -> None:
         server.reset()
         server.limit_sessions(2)
         curve = b"step,images_per_s,eval_mifid\n500,410,80.1\n1000,415,61.7\n1500,412,55.0\n"
-        server.script_kernel(slug("dogs1", "1"), ["RUNNING", "ERROR"], failure="CUDA out of memory",
+        server.script_kernel(slug("dogs1", "1", DOGS), ["RUNNING", "ERROR"], failure="CUDA out of memory",
                              log="step 900\nRuntimeError: CUDA out of memory\n")
-        server.script_kernel(slug("dogs1", "2"), ["RUNNING", "RUNNING", "COMPLETE"], log="[kompete] done\n", files={
+        server.script_kernel(slug("dogs1", "2", DOGS), ["RUNNING", "RUNNING", "COMPLETE"], log="[kompete] done\n", files={
             "images.zip": images_zip(4), "run/metrics.csv": curve, "kompete-run.json": run_summary(30.2, 0.31),
             "run/best.json": json.dumps({"mifid": 55.0, "step": 1500}).encode()})
-        server.script_kernel(slug("dogs1", "3"), ["RUNNING", "COMPLETE"], files={"images.zip": images_zip(3)})
-        server.script_kernel(slug("dogs1", "4"), ["QUEUED", "RUNNING", "COMPLETE"], files={
+        server.script_kernel(slug("dogs1", "3", DOGS), ["RUNNING", "COMPLETE"], files={"images.zip": images_zip(3)})
+        server.script_kernel(slug("dogs1", "4", DOGS), ["QUEUED", "RUNNING", "COMPLETE"], files={
             "images.zip": images_zip(4), "kompete-run.json": run_summary(21.7, 0.04)})
-        server.script_kernel(slug("dogs1", "2-part2"), ["RUNNING", "COMPLETE"], files={
+        server.script_kernel(slug("dogs1", "2-part2", DOGS), ["RUNNING", "COMPLETE"], files={
             "images.zip": images_zip(4), "kompete-run.json": run_summary(26.9, 0.29)})
         out = str(Path(tmp) / "campaigns")
-        run("campaign", "start", "sample-dogs", "--name", "dogs1", "--sweep", "seed=1,2,3,4", *SMALL, "--out", out)
+        run("campaign", "start", DOGS, "--name", "dogs1", "--sweep", "seed=1,2,3,4", *SMALL, "--out", out)
         run("campaign", "status", "dogs1")
         run("campaign", "wait", "dogs1", "--poll", "0", "--max-poll", "1", "--timeout", "1")
         run("campaign", "wait", "dogs1", "--poll", "0", "--max-poll", "1")
@@ -90,7 +90,7 @@ def main() -> None:
             server.set(SUBMIT, Reply(200, {"ref": 46})),
             server.set(LIMITS, Reply(200, {"numToday": 2, "numTotal": 4, "numAllowedNow": 3}))))
         run("campaign", "show", "dogs1")
-        run("leaderboard", "show", "sample-dogs", "--top", "0")
+        run("leaderboard", "show", DOGS, "--top", "0")
     server.stop()
     assert not server.escaped, server.escaped
     text = "\n".join(lines)
