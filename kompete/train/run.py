@@ -52,6 +52,7 @@ def train_run(cfg: Config, run_dir: str | Path, budget: Budget, data_dir: str | 
         trainer = Trainer(cfg, task, run_dir, budget, progress=progress, max_steps=max_steps,
                           callbacks=[*callbacks, *default_callbacks()])
         source = resume if resume is not None else (run_dir if ckpt.list_checkpoints(run_dir) else None)
+        ctx.barrier()  # every rank has looked for checkpoints before rank 0 can write its step-0 one
         if ctx.is_main:
             for note in ctx.notes:
                 click.echo(note)
