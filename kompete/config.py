@@ -307,7 +307,8 @@ def config_from_dict(raw: dict[str, Any], origin: str = "<dict>") -> Config:
     train = raw.get("train") or {}
     _check_moved(train, origin)
     if isinstance(train, dict):  # unset model and loss: the task's usual algorithm and its loss
-        train = {"model": DEFAULT_MODELS.get(raw["task"], "dcgan"), **train}
+        task = raw["task"] if isinstance(raw["task"], str) else ""
+        train = {"model": DEFAULT_MODELS.get(task, "dcgan"), **train}
         spec = spec_for_model(str(train["model"]), _where(origin, "train.model"))
         if spec.losses:
             train = {"loss": spec.losses[0], **train}
@@ -329,7 +330,7 @@ def config_from_dict(raw: dict[str, Any], origin: str = "<dict>") -> Config:
 
 
 def _check_moved(train: Any, origin: str) -> None:
-    for key in train or {}:
+    for key in train if isinstance(train, dict) else ():
         if f"train.{key}" in MOVED:
             raise ConfigError(f"{origin}: 'train.{key}' is now '{MOVED['train.' + key]}' "
                               f"(a key of the gan algorithm's section)")
