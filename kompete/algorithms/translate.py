@@ -81,15 +81,38 @@ class DomainPairTask(Task):
         """What a discriminator sees: DiffAugment when configured."""
         return diff_augment(x, self.policy) if self.policy else x
 
-    def sampler_state(self) -> dict[str, Any]:
-        if self.photos is None:
-            return {}
-        return {"photo_sampler": self.photo_sampler.state_dict(), "monet_sampler": self.monet_sampler.state_dict()}
+    # ----------------------------------------------------------------- state
+    # Subclasses keep all their networks in `self.nets`, two optimisers `opt_g`/`opt_d` and one `scaler`;
+    # anything else (CycleGAN's image pools) goes through `extra_state` / `load_extra_state`.
+    def state_dict(self) -> dict[str, Any]:
+        state = {"nets": self.nets.state_dict(), "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+                 "scaler": self.scaler.state_dict(), "step": self.step_count, "epoch": self.epoch,
+                 **self.rng_state(), **self.extra_state()}
+        if self.photos is not None:
+            state.update(photo_sampler=self.photo_sampler.state_dict(), monet_sampler=self.monet_sampler.state_dict())
+        return state
 
-    def load_sampler_state(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.nets.load_state_dict(state["nets"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.load_extra_state(state)
+        self.step_count, self.epoch = state["step"], state["epoch"]
+        self.load_rng_state(state)
         if self.photos is not None and "photo_sampler" in state:
             self.photo_sampler.load_state_dict(state["photo_sampler"])
             self.monet_sampler.load_state_dict(state["monet_sampler"])
+
+    def extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore what `extra_state` saved."""
+
+    def load_weights(self, state: dict[str, Any]) -> None:
+        """Only the networks: what translation needs from a checkpoint."""
+        self.nets.load_state_dict(state["nets"])
 
     # ----------------------------------------------------------------- training
     def sync_grads(self, opt: torch.optim.Optimizer) -> None:

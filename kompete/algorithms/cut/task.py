@@ -10,7 +10,6 @@ serves the photo and the identity halves of a batch (the reference draws one per
 
 from __future__ import annotations
 
-from typing import Any
 
 import torch
 
@@ -91,21 +90,3 @@ class CutTask(DomainPairTask):
         return {"g": loss_g.detach(), "d": loss_d.detach(), "g_adv": g_adv.detach(), "nce": nce_x.detach(),
                 "nce_idt": nce_y.detach(), "d_real": real_logits.detach().float().mean(),
                 "d_fake": fake_logits.detach().float().mean()}
-
-    # ----------------------------------------------------------------- state
-    def state_dict(self) -> dict[str, Any]:
-        return {"nets": self.nets.state_dict(), "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-                "scaler": self.scaler.state_dict(), "step": self.step_count, "epoch": self.epoch,
-                **self.rng_state(), **self.sampler_state()}
-
-    def load_weights(self, state: dict[str, Any]) -> None:
-        self.nets.load_state_dict(state["nets"])
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.nets.load_state_dict(state["nets"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
-        self.scaler.load_state_dict(state["scaler"])
-        self.step_count, self.epoch = state["step"], state["epoch"]
-        self.load_rng_state(state)
-        self.load_sampler_state(state)

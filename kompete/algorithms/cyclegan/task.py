@@ -107,23 +107,9 @@ class CycleGanTask(DomainPairTask):
                 "d_real": real_m.detach().float().mean(), "d_fake": fake_m.detach().float().mean()}
 
     # ----------------------------------------------------------------- state
-    def state_dict(self) -> dict[str, Any]:
-        return {"nets": self.nets.state_dict(), "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-                "scaler": self.scaler.state_dict(), "pool_monet": self.pool_monet.state_dict(),
-                "pool_photo": self.pool_photo.state_dict(), "step": self.step_count, "epoch": self.epoch,
-                **self.rng_state(), **self.sampler_state()}
+    def extra_state(self) -> dict[str, Any]:
+        return {"pool_monet": self.pool_monet.state_dict(), "pool_photo": self.pool_photo.state_dict()}
 
-    def load_weights(self, state: dict[str, Any]) -> None:
-        """Only the networks: what translation needs from a checkpoint."""
-        self.nets.load_state_dict(state["nets"])
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.nets.load_state_dict(state["nets"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
-        self.scaler.load_state_dict(state["scaler"])
+    def load_extra_state(self, state: dict[str, Any]) -> None:
         self.pool_monet.load_state_dict(state["pool_monet"], self.ctx.device)
         self.pool_photo.load_state_dict(state["pool_photo"], self.ctx.device)
-        self.step_count, self.epoch = state["step"], state["epoch"]
-        self.load_rng_state(state)
-        self.load_sampler_state(state)
