@@ -166,10 +166,10 @@ class TrainingEvaluation(Callback):
         except Exception as exc:  # an evaluation never ends a training (out of memory, a bad batch ...)
             self.echo(f"warning: evaluation at step {task.step_count} failed: {str(exc).splitlines()[0][:200]}")
             return
-        finally:
-            self._last_time = time.monotonic()
-            self.spent_s += self._last_time - t
-        ev = Evaluation(task.step_count, task.epoch, fid, distance, mifid, n, self._last_time - t, at)
+        finally:  # the cadence counts from each evaluation's start: "every 30 s" means every 30 s
+            self._last_time = t
+            self.spent_s += time.monotonic() - t
+        ev = Evaluation(task.step_count, task.epoch, fid, distance, mifid, n, time.monotonic() - t, at)
         self.history.append(ev)
         self._unlogged = dict(eval_fid=fid, eval_distance=distance, eval_mifid=mifid, eval_images=n)
         self._alarm(ev)
