@@ -153,6 +153,8 @@ def test_built_script_runs_end_to_end_offline_in_a_fake_kaggle_layout(tmp_path):
 
 
 def _load_script(path, tmp_path, monkeypatch):
+    # main() sets the kernel start in os.environ for its stages; set through monkeypatch, it is undone afterwards
+    monkeypatch.setenv("KOMPETE_KERNEL_START", str(time.time()))
     import importlib.util
     import tempfile
 
@@ -168,8 +170,6 @@ def test_a_failed_training_still_generates_and_a_failed_generate_stops(tmp_path,
     script = _load_script(b.folder / "kernel.py", tmp_path, monkeypatch)
     (tmp_path / "kaggle" / "input").mkdir(parents=True)
     monkeypatch.setenv("KOMPETE_KAGGLE_ROOT", str(tmp_path / "kaggle"))
-    # main() sets the kernel start in os.environ for its stages; through monkeypatch it is undone afterwards
-    monkeypatch.setenv("KOMPETE_KERNEL_START", str(time.time()))
     for failing, expected in (("train", ["train", "generate", "validate"]), ("generate", ["train", "generate"])):
         ran = []
 
