@@ -22,6 +22,7 @@ from kompete.kernel import remote
 from kompete.kernel.bundle import build_bundle, sweep_variants
 from kompete.kernel.client import KaggleClient
 from kompete.ledger import campaign_store as store
+from kompete.ledger.report import flatten
 from kompete.ledger.store import Ledger, now_iso
 
 POLL_FLOOR_S = 1.0  # no poll interval, Retry-After or test setting makes `wait` call Kaggle faster than this
@@ -49,17 +50,6 @@ def _quiet(_: Event) -> None:
 
 
 # --------------------------------------------------------------------------- configs of variants
-
-
-def flatten(d: dict, prefix: str = "") -> dict[str, object]:
-    out: dict[str, object] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
 
 
 def changes_from_default(competition: str, cfg: Config) -> dict[str, object]:
