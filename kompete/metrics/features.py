@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from kompete.metrics.device import exact_float32
+from kompete.metrics.inception import build_fid_inception, load_fid_weights
 from kompete.metrics.weights import WeightsSource, load_state_dict
 
 
@@ -46,8 +47,6 @@ def build_inception(state_dict: dict[str, torch.Tensor] | None = None, seed: int
     try:
         from pytorch_fid.inception import InceptionV3
     except ImportError:  # Kaggle's image has no pytorch-fid: kompete's copy of the same graph
-        from kompete.metrics.inception import build_fid_inception
-
         return build_fid_inception(state_dict, seed, device, resize_input, normalize_input)
     if seed is not None:
         torch.manual_seed(seed)
@@ -55,15 +54,7 @@ def build_inception(state_dict: dict[str, torch.Tensor] | None = None, seed: int
     with mock.patch("pytorch_fid.inception.fid_inception_v3", lambda: inner):
         model = InceptionV3([3], resize_input=resize_input, normalize_input=normalize_input)
     if state_dict is not None:
-        # pytorch-fid's .pth also has the classifier (fc), which the pool3 features never reach.
-        missing, unexpected = inner.load_state_dict(state_dict, strict=False)
-        missing = [k for k in missing if not k.startswith("fc.")]
-        unexpected = [k for k in unexpected if not k.startswith("fc.")]
-        if missing or unexpected:
-            from kompete.errors import WeightsError
-
-            raise WeightsError(f"Inception weights do not fit pytorch-fid's FID Inception: "
-                               f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+        load_fid_weights(inner, state_dict, "pytorch-fid's FID Inception")
     return model.eval().to(device)
 
 

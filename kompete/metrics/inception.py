@@ -103,12 +103,17 @@ def build_fid_inception(state_dict: dict[str, torch.Tensor] | None = None, seed:
     inner = bare_fid_inception()
     model = FIDInceptionV3(inner, resize_input, normalize_input)
     if state_dict is not None:
-        missing, unexpected = inner.load_state_dict(state_dict, strict=False)
-        missing = [k for k in missing if not k.startswith("fc.")]
-        unexpected = [k for k in unexpected if not k.startswith("fc.")]
-        if missing or unexpected:
-            from kompete.errors import WeightsError
-
-            raise WeightsError(f"Inception weights do not fit the FID Inception: "
-                               f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+        load_fid_weights(inner, state_dict, "the FID Inception")
     return model.eval().to(device)
+
+
+def load_fid_weights(inner: nn.Module, state_dict: dict[str, torch.Tensor], what: str) -> None:
+    """Weights into the bare FID Inception graph. The .pth files also hold the classifier (fc), which the
+    pool3 features never reach; any other missing or unexpected key is a WeightsError naming `what`."""
+    missing, unexpected = inner.load_state_dict(state_dict, strict=False)
+    missing = [k for k in missing if not k.startswith("fc.")]
+    unexpected = [k for k in unexpected if not k.startswith("fc.")]
+    if missing or unexpected:
+        from kompete.errors import WeightsError
+
+        raise WeightsError(f"Inception weights do not fit {what}: missing {missing[:3]}, unexpected {unexpected[:3]}")
