@@ -58,26 +58,25 @@ def feature_channels(generator: ResnetGenerator, layers: Sequence[int]) -> list[
 
 def encoder_features(generator: ResnetGenerator, x: torch.Tensor, layers: Sequence[int]) -> list[torch.Tensor]:
     """The outputs of `generator.net[i]` for i in `layers` (sorted), running only as far as the last one."""
-    _check_layers(layers, len(generator.net))
-    wanted, feats = set(layers), []
-    for i, layer in enumerate(generator.net):
-        x = layer(x)
-        if i in wanted:
-            feats.append(x)
-        if i == layers[-1]:
-            break
-    return feats
+    return _run_layers(generator, x, layers, stop_at_last=True)[1]
 
 
 def translate_with_features(generator: ResnetGenerator, x: torch.Tensor,
                             layers: Sequence[int]) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """generator(x) and the chosen layers' outputs from the same pass (the keys come free with the fake)."""
+    return _run_layers(generator, x, layers, stop_at_last=False)
+
+
+def _run_layers(generator: ResnetGenerator, x: torch.Tensor, layers: Sequence[int],
+                stop_at_last: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
     _check_layers(layers, len(generator.net))
     wanted, feats = set(layers), []
     for i, layer in enumerate(generator.net):
         x = layer(x)
         if i in wanted:
             feats.append(x)
+        if stop_at_last and i == layers[-1]:
+            break
     return x, feats
 
 
