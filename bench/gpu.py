@@ -164,27 +164,28 @@ def part_dogs(suite: Suite) -> dict:
                     data = task_class(cfg).load_data(cfg, progress=False)
                     flops_img, bytes_img = dog_step_cost(cfg, data)
                 row = {"loop": "kompete", "batch": batch, "amp": amp, "compile": comp}
-                try:
-                    ips, mem = td.bench_kompete(cfg, data, steps, warmup, out / f"b{batch}-{amp}-{comp}")
-                    row.update(images_per_s=round(ips, 1), peak_gib=round(mem, 2),
-                               mfu=round(ips * flops_img / peak, 4) if peak else None)
-                except Exception as exc:
-                    row["error"] = f"{type(exc).__name__}: {exc}"[:200]
-                rows.append(row)
-                print(f"   {row}", flush=True)
+                run_dir = out / f"b{batch}-{amp}-{comp}"
+                rows.append(throughput_row(row, lambda: td.bench_kompete(cfg, data, steps, warmup, run_dir),
+                                           flops_img, peak))
         cfg = dog_config(batch, False, False, dry)
         for cl in (False, True):
             row = {"loop": "plain fp32", "batch": batch, "amp": False, "compile": False, "channels_last": cl}
-            try:
-                ips, mem = plain_dogs(td, cfg, data, steps, warmup, cl, 0 if dry else 2)
-                row.update(images_per_s=round(ips, 1), peak_gib=round(mem, 2),
-                           mfu=round(ips * flops_img / peak, 4) if peak else None)
-            except Exception as exc:
-                row["error"] = f"{type(exc).__name__}: {exc}"[:200]
-            rows.append(row)
-            print(f"   {row}", flush=True)
+            rows.append(throughput_row(row, lambda: plain_dogs(td, cfg, data, steps, warmup, cl, 0 if dry else 2),
+                                       flops_img, peak))
     return {"rows": rows, "flops_per_image": flops_img, "bytes_per_image": bytes_img,
             "peak_flops_assumed": peak, "size": cfg.data.image_size}
+
+
+def throughput_row(row: dict, measure, flops_img: float, peak: float | None) -> dict:
+    """`row` with images/s, peak memory and MFU from `measure()` -> (images/s, GiB), or the error it raised."""
+    try:
+        ips, mem = measure()
+        row.update(images_per_s=round(ips, 1), peak_gib=round(mem, 2),
+                   mfu=round(ips * flops_img / peak, 4) if peak else None)
+    except Exception as exc:  # one failed configuration must not end the suite
+        row["error"] = f"{type(exc).__name__}: {exc}"[:200]
+    print(f"   {row}", flush=True)
+    return row
 
 
 def plain_dogs(td, cfg, data, steps: int, warmup: int, channels_last: bool, workers: int) -> tuple[float, float]:
