@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.fake_kaggle import FakeKaggle, Reply  # noqa: E402
+from tests.kaggle_fixtures import transcript_env  # noqa: E402
 from tests.test_campaign import DOGS, LIMITS, SMALL, SUBMIT, SUBS, images_zip, run_summary, slug  # noqa: E402
 
 
@@ -31,14 +31,7 @@ def main() -> None:
     server = FakeKaggle().start()
     lines: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp) / "home"
-        (home / ".kaggle").mkdir(parents=True)
-        (home / ".kaggle" / "kaggle.json").write_text(json.dumps({"username": "alice", "key": secrets.token_hex(16)}))
-        (home / ".kaggle" / "kaggle.json").chmod(0o600)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_") and "proxy" not in k.lower()}
-        env.update(HOME=str(home), KAGGLE_CONFIG_DIR=str(home / ".kaggle"), KAGGLE_API_ENVIRONMENT="LOCALHOST",
-                   HTTP_PROXY=server.proxy, HTTPS_PROXY=server.proxy, PYTHONPATH=str(REPO),
-                   KOMPETE_CACHE_DIR=str(Path(tmp) / "cache"), KOMPETE_DB=str(Path(tmp) / "ledger.db"))
+        env = transcript_env(tmp, server, REPO, KOMPETE_DB=str(Path(tmp) / "ledger.db"))
 
         def run(*cmd: str, setup=None) -> None:
             server.calls.clear()  # the scripted kernels live on between commands, like Kaggle's

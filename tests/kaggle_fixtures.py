@@ -12,8 +12,10 @@ process and `run_kompete(...)` subprocesses talk only to it:
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +64,17 @@ def fake_kaggle(fake_kaggle_server, tmp_path, monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", _loopback_only(socket.socket.connect))
     yield server
     assert not server.escaped, f"requests left loopback: {server.escaped}"
+
+
+def transcript_env(tmp: str, server: FakeKaggle, repo: Path, **extra: str) -> dict[str, str]:
+    """The environment a transcript script gives its `kompete` subprocesses: a throwaway home with a fresh
+    kaggle.json, the client aimed at the fake server, this repository first on the path."""
+    home = Path(tmp) / "home"
+    (home / ".kaggle").mkdir(parents=True)
+    (home / ".kaggle" / "kaggle.json").write_text(json.dumps({"username": "alice", "key": secrets.token_hex(16)}))
+    (home / ".kaggle" / "kaggle.json").chmod(0o600)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_") and "proxy" not in k.lower()}
+    env.update(HOME=str(home), KAGGLE_CONFIG_DIR=str(home / ".kaggle"), KAGGLE_API_ENVIRONMENT="LOCALHOST",
+               HTTP_PROXY=server.proxy, HTTPS_PROXY=server.proxy, PYTHONPATH=str(repo),
+               KOMPETE_CACHE_DIR=str(Path(tmp) / "cache"), **extra)
+    return env

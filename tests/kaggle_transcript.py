@@ -8,9 +8,6 @@ Throwaway credentials are made in a temporary home; the real kaggle client is re
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import secrets
 import subprocess
 import sys
 import tempfile
@@ -20,6 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.fake_kaggle import FakeKaggle, Reply  # noqa: E402
+from tests.kaggle_fixtures import transcript_env  # noqa: E402
 
 STATUS = "kernels.KernelsApiService/GetKernelSessionStatus"
 SUBS = "competitions.CompetitionApiService/ListSubmissions"
@@ -34,14 +32,7 @@ def main() -> None:
     server = FakeKaggle().start()
     lines: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp) / "home"
-        (home / ".kaggle").mkdir(parents=True)
-        (home / ".kaggle" / "kaggle.json").write_text(json.dumps({"username": "alice", "key": secrets.token_hex(16)}))
-        (home / ".kaggle" / "kaggle.json").chmod(0o600)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_") and "proxy" not in k.lower()}
-        env.update(HOME=str(home), KAGGLE_CONFIG_DIR=str(home / ".kaggle"), KAGGLE_API_ENVIRONMENT="LOCALHOST",
-                   HTTP_PROXY=server.proxy, HTTPS_PROXY=server.proxy, PYTHONPATH=str(REPO),
-                   KOMPETE_CACHE_DIR=str(Path(tmp) / "cache"))
+        env = transcript_env(tmp, server, REPO)
         kernels, out = Path(tmp) / "kernels", Path(tmp) / "out"
 
         def run(*cmd: str, setup=None) -> None:
