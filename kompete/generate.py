@@ -11,7 +11,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import click
 import torch
@@ -81,9 +81,13 @@ def fill_zip(task: Task, cfg: Config, zw: ZipImageWriter, opts: GenerateOptions)
     return _write_batches(zw, generate_batches(task, cfg, opts), opts.n, cfg.spec.task, opts.progress)
 
 
-def load_run(where: str | Path, device: str | None = None, overrides: dict | None = None) -> tuple[Config, Task, Path]:
-    """Config and Task (weights loaded, no training data) from a run folder or checkpoint file."""
-    path, payload = ckpt.load_newest(where, lambda m: click.echo(m, err=True))  # a damaged newest: the one before
+def load_run(where: str | Path, device: str | None = None, overrides: dict | None = None,
+             which: str = "auto") -> tuple[Config, Task, Path]:
+    """Config and Task (weights loaded, no training data) from a run folder or checkpoint file.
+
+    `which`: best, last, or auto (best.pt when the run kept one, else the newest); a damaged newest
+    checkpoint falls back to the one before, with a warning."""
+    path, payload = ckpt.load_chosen(where, which, lambda m: click.echo(m, err=True))
     raw = payload["config"]
     for section, values in (overrides or {}).items():
         raw[section] = {**(raw.get(section) or {}), **values}
@@ -108,10 +112,14 @@ def write_zip(task: Task, cfg: Config, out: str | Path, opts: GenerateOptions) -
 
 def generate_zip(where: str | Path, out: str | Path | None = None, n: int | None = None, seed: int | None = None,
                  truncation: float | None = None, device: str | None = None, progress: bool = True,
-                 data_dir: str | None = None) -> Path:
-    """images.zip from the newest checkpoint in `where` (run folder or file). Defaults from the run's config;
-    `out` defaults to <run folder>/<output.archive>."""
-    cfg, task, path = load_run(where, device)
+                 data_dir: str | None = None, which: str = "auto",
+                 on_checkpoint: Callable[[Path], None] | None = None) -> Path:
+    """images.zip from a run folder (its best checkpoint when it kept one, else the newest: `which`) or a
+    checkpoint file. Defaults from the run's config; `out` defaults to <run folder>/<output.archive>.
+    `on_checkpoint(path)` hears which checkpoint was loaded."""
+    cfg, task, path = load_run(where, device, which=which)
+    if on_checkpoint is not None:
+        on_checkpoint(path)
     if out is None:
         out = path.parent.parent / cfg.output.archive
     g = cfg.generate

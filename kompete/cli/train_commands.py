@@ -141,9 +141,8 @@ def generate(target: str, out: Path | None, n: int | None, truncation: float | N
         if not Path(which).is_file():
             raise ConfigError(f"--checkpoint {which}: expected best, last or a checkpoint file")
         where, which = Path(which), "last"
-    chosen = ckpt.choose_checkpoint(where, which)
-    click.echo(f"from {ckpt.describe_checkpoint(chosen)}")
     start = time.perf_counter()
-    path = generate_zip(chosen, out, n=n, seed=seed, truncation=truncation, device=device, progress=not quiet,
-                        data_dir=data_dir)
+    path = generate_zip(where, out, n=n, seed=seed, truncation=truncation, device=device, progress=not quiet,
+                        data_dir=data_dir, which=which,
+                        on_checkpoint=lambda p: click.echo(f"from {ckpt.describe_checkpoint(p)}"))
     click.echo(f"wrote {path} in {time.perf_counter() - start:.1f} s")

@@ -84,19 +84,31 @@ def best_checkpoint(where: str | Path) -> Path | None:
     return None
 
 
+def _best_for(path: Path, which: str) -> Path | None:
+    """best.pt when `which` asks for it (best, or auto and the run kept one); `best` without one is an error."""
+    if which not in ("best", "auto"):
+        return None
+    best = best_checkpoint(path)
+    if best is None and which == "best":
+        raise TrainingError(f"no {BEST} in {path}: the run kept no best checkpoint",
+                            hint="train with eval.every_minutes > 0, or use --checkpoint last")
+    return best
+
+
 def choose_checkpoint(where: str | Path, which: str = "auto") -> Path:
     """`best`, `last`, or `auto` (the best when the run kept one, else the newest); a file path is itself."""
     path = Path(where)
     if path.is_file():
         return path
-    if which in ("best", "auto"):
-        best = best_checkpoint(path)
-        if best is not None:
-            return best
-        if which == "best":
-            raise TrainingError(f"no {BEST} in {path}: the run kept no best checkpoint",
-                                hint="train with eval.every_minutes > 0, or use --checkpoint last")
-    return find_checkpoint(path)
+    return _best_for(path, which) or find_checkpoint(path)
+
+
+def load_chosen(where: str | Path, which: str = "auto",
+                warn: Callable[[str], None] | None = None) -> tuple[Path, dict[str, Any]]:
+    """The checkpoint `choose_checkpoint` names, loaded; `last` is the newest that loads (see load_newest)."""
+    path = Path(where)
+    best = None if path.is_file() else _best_for(path, which)
+    return (best, load_checkpoint(best)) if best is not None else load_newest(path, warn)
 
 
 def describe_checkpoint(path: Path) -> str:
