@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -20,7 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.fake_kaggle import FakeKaggle, Reply  # noqa: E402
-from tests.kaggle_fixtures import transcript_env  # noqa: E402
+from tests.kaggle_fixtures import Transcript, transcript_env  # noqa: E402
 from tests.test_campaign import DOGS, LIMITS, SMALL, SUBMIT, SUBS, images_zip, run_summary, slug  # noqa: E402
 
 
@@ -29,22 +28,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     server = FakeKaggle().start()
-    lines: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         env = transcript_env(tmp, server, REPO, KOMPETE_DB=str(Path(tmp) / "ledger.db"))
 
-        def run(*cmd: str, setup=None) -> None:
-            server.calls.clear()  # the scripted kernels live on between commands, like Kaggle's
-            if setup:
-                setup()
-            proc = subprocess.run([sys.executable, "-m", "kompete", *cmd], env=env, cwd=tmp,
-                                  capture_output=True, text=True)
-            lines.append("$ kompete " + " ".join(c.replace(tmp, "$TMP") for c in cmd))
-            for text in (proc.stdout, proc.stderr):
-                lines.extend(line.replace(tmp, "$TMP") for line in text.rstrip().splitlines() if line.strip())
-            calls = [m.split("/")[-1] for m in server.methods() if not m.endswith("IntrospectToken")]
-            lines.append(f"[exit {proc.returncode}; API calls: {', '.join(calls)}]")
-            lines.append("")
+        transcript = Transcript(tmp, server, env, keep_server_state=True)
+        run = transcript.run
 
         server.reset()
         server.limit_sessions(2)
@@ -84,12 +72,7 @@ def main() -> None:
             server.set(LIMITS, Reply(200, {"numToday": 2, "numTotal": 4, "numAllowedNow": 3}))))
         run("campaign", "show", "dogs1")
         run("leaderboard", "show", DOGS, "--top", "0")
-    server.stop()
-    assert not server.escaped, server.escaped
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        args.out.write_text("```\n" + text + "\n```\n")
+    transcript.finish(args.out)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ import json
 import os
 import secrets
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -78,3 +80,40 @@ def transcript_env(tmp: str, server: FakeKaggle, repo: Path, **extra: str) -> di
                HTTP_PROXY=server.proxy, HTTPS_PROXY=server.proxy, PYTHONPATH=str(repo),
                KOMPETE_CACHE_DIR=str(Path(tmp) / "cache"), **extra)
     return env
+
+
+class Transcript:
+    """Runs `kompete` commands as subprocesses against the fake server and keeps what they printed, with the
+    temporary folder shown as $TMP: the body of tests/kaggle_transcript.py and tests/campaign_transcript.py.
+
+    `keep_server_state`: the server's scripted replies and kernels live on between commands (a campaign);
+    otherwise each command starts from a reset server."""
+
+    def __init__(self, tmp: str, server: FakeKaggle, env: dict[str, str], keep_server_state: bool = False):
+        self.tmp, self.server, self.env, self.keep = tmp, server, env, keep_server_state
+        self.lines: list[str] = []
+
+    def run(self, *cmd: str, setup=None) -> None:
+        if self.keep:
+            self.server.calls.clear()
+        else:
+            self.server.reset()
+        if setup:
+            setup()
+        proc = subprocess.run([sys.executable, "-m", "kompete", *cmd], env=self.env, cwd=self.tmp,
+                              capture_output=True, text=True)
+        self.lines.append("$ kompete " + " ".join(c.replace(self.tmp, "$TMP") for c in cmd))
+        for text in (proc.stdout, proc.stderr):
+            self.lines.extend(line.replace(self.tmp, "$TMP") for line in text.rstrip().splitlines() if line.strip())
+        calls = [m.split("/")[-1] for m in self.server.methods() if not m.endswith("IntrospectToken")]
+        self.lines.append(f"[exit {proc.returncode}; API calls: {', '.join(calls)}]")
+        self.lines.append("")
+
+    def finish(self, out: Path | None) -> None:
+        """Stop the server, check nothing left loopback, print the transcript (and write it as markdown)."""
+        self.server.stop()
+        assert not self.server.escaped, self.server.escaped
+        text = "\n".join(self.lines)
+        print(text)
+        if out:
+            out.write_text("```\n" + text + "\n```\n")

@@ -8,7 +8,6 @@ Throwaway credentials are made in a temporary home; the real kaggle client is re
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -17,7 +16,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.fake_kaggle import FakeKaggle, Reply  # noqa: E402
-from tests.kaggle_fixtures import transcript_env  # noqa: E402
+from tests.kaggle_fixtures import Transcript, transcript_env  # noqa: E402
 
 STATUS = "kernels.KernelsApiService/GetKernelSessionStatus"
 SUBS = "competitions.CompetitionApiService/ListSubmissions"
@@ -30,23 +29,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     server = FakeKaggle().start()
-    lines: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         env = transcript_env(tmp, server, REPO)
         kernels, out = Path(tmp) / "kernels", Path(tmp) / "out"
 
-        def run(*cmd: str, setup=None) -> None:
-            server.reset()
-            if setup:
-                setup()
-            proc = subprocess.run([sys.executable, "-m", "kompete", *cmd], env=env, cwd=tmp,
-                                  capture_output=True, text=True)
-            shown = " ".join(c.replace(tmp, "$TMP") for c in cmd)
-            lines.append(f"$ kompete {shown}")
-            for text in (proc.stdout, proc.stderr):
-                lines.extend(l.replace(tmp, "$TMP") for l in text.rstrip().splitlines() if l.strip())
-            lines.append(f"[exit {proc.returncode}; API calls: {', '.join(m.split('/')[-1] for m in server.methods())}]")
-            lines.append("")
+        transcript = Transcript(tmp, server, env, keep_server_state=False)
+        run = transcript.run
 
         run("kernel", "doctor", "sample-dogs")
         run("kernel", "build", "generative-dog-images", "--out", str(kernels))
@@ -83,12 +71,7 @@ def main() -> None:
                     server.error(LIMITS, code, msg)
             run("kernel", "submit", "generative-dog-images", "--kernel", "alice/kompete-generative-dog-images",
                 setup=setup)
-    server.stop()
-    assert not server.escaped, server.escaped
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        args.out.write_text("```\n" + text + "\n```\n")
+    transcript.finish(args.out)
 
 
 if __name__ == "__main__":
