@@ -3,9 +3,11 @@
 Parts (each time-boxed, each in its own try/except: a failing part reports its error and the rest go on):
   dogs_train   images/s of kompete's Trainer vs a plain fp32 DataLoader loop (bench/train_dogs.py's), the dog
                default model (SN-GAN cond, self-attention) at 64x64; batch 64/128, AMP on/off, torch.compile
-               on/off (kompete), channels_last on/off (plain); peak memory; MFU from counted FLOPs
+               on/off and reduce-overhead (CUDA graphs; kompete), channels_last on/off (plain); peak memory;
+               MFU from counted FLOPs
   sdpa         which scaled_dot_product_attention backends accept the SN-GAN self-attention's shapes
                (q/k C/8, v C, scale 1.0, 1,024 tokens) and what each costs, against q/k padded to v's width
+               (what kompete's SelfAttention now feeds), and the backend SDPA picks for the shipped module
   cyclegan     CycleGAN 256x256 batch 1 iterations/s, kompete vs a plain loop (bench/train_monet.py's)
   zips         10,000 dog images and 7,038 Monet translations into a valid zip: seconds
   mifid        10,000 generated vs 20,579 reference images: cold (reference built) and warm, and the
@@ -110,7 +112,11 @@ def count_flops_bytes(fn) -> tuple[float, float]:
     return float(flops.get_total_flops()), float(Bytes.total)
 
 
-def dog_config(batch: int, amp: bool, compile_: bool, dry: bool):
+# (AMP, train.compile) of the kompete rows; CUDA graphs (reduce-overhead) only with AMP, the Kaggle setting
+KOMPETE_SETTINGS = ((True, False), (True, True), (True, "reduce-overhead"), (False, False), (False, True))
+
+
+def dog_config(batch: int, amp: bool, compile_: bool | str, dry: bool):
     recipe = load_config("generative-dog-images")
     keys = ("model", "loss", "lr_g", "lr_d", "beta1", "beta2", "g_channels", "d_channels")
     gan = ("z_dim", "self_attention", "pixel_norm", "minibatch_std", "ema_decay")
@@ -119,7 +125,7 @@ def dog_config(batch: int, amp: bool, compile_: bool, dry: bool):
     size = ["data.image_size=16", "train.g_channels=8", "train.d_channels=8", "data.sample.n_images=64",
             "data.sample.image_size=32"] if dry else ["data.image_size=64", "data.sample.n_images=2048"]
     return load_config("sample-dogs", [*train, *size, f"train.batch_size={batch}", f"train.amp={str(amp).lower()}",
-                                       f"train.compile={str(compile_).lower()}", "train.log_every=50",
+                                       f"train.compile={json.dumps(compile_)}", "train.log_every=50",
                                        "train.sample_every_epochs=100000", "train.checkpoint_minutes=1000"])
 
 
@@ -154,19 +160,18 @@ def part_dogs(suite: Suite) -> dict:
     data = None
     peak = peak_flops()
     for batch in ((8,) if dry else (64, 128)):
-        for amp in (True, False):
-            for comp in (False, True):
-                if suite.left() < 60 and not dry:
-                    rows.append({"batch": batch, "amp": amp, "compile": comp, "skipped": "time"})
-                    continue
-                cfg = dog_config(batch, amp, comp, dry)
-                if data is None:
-                    data = task_class(cfg).load_data(cfg, progress=False)
-                    flops_img, bytes_img = dog_step_cost(cfg, data)
-                row = {"loop": "kompete", "batch": batch, "amp": amp, "compile": comp}
-                run_dir = out / f"b{batch}-{amp}-{comp}"
-                rows.append(throughput_row(row, lambda: td.bench_kompete(cfg, data, steps, warmup, run_dir),
-                                           flops_img, peak))
+        for amp, comp in KOMPETE_SETTINGS:
+            if suite.left() < 60 and not dry:
+                rows.append({"batch": batch, "amp": amp, "compile": comp, "skipped": "time"})
+                continue
+            cfg = dog_config(batch, amp, comp, dry)
+            if data is None:
+                data = task_class(cfg).load_data(cfg, progress=False)
+                flops_img, bytes_img = dog_step_cost(cfg, data)
+            row = {"loop": "kompete", "batch": batch, "amp": amp, "compile": comp}
+            run_dir = out / f"b{batch}-{amp}-{comp}"
+            rows.append(throughput_row(row, lambda: td.bench_kompete(cfg, data, steps, warmup, run_dir),
+                                       flops_img, peak))
         cfg = dog_config(batch, False, False, dry)
         for cl in (False, True):
             row = {"loop": "plain fp32", "batch": batch, "amp": False, "compile": False, "channels_last": cl}
@@ -249,7 +254,28 @@ def part_sdpa(suite: Suite) -> dict:
                 row["error"] = str(exc).splitlines()[0][:160]
             rows.append(row)
             print(f"   {row}", flush=True)
-    return {"rows": rows, "device": dev, "dtype": str(dtype), "batch": n, "tokens": tokens, "channels": c}
+    return {"rows": rows, "device": dev, "dtype": str(dtype), "batch": n, "tokens": tokens, "channels": c,
+            "shipped": shipped_attention_backend(dev, dtype, n, c, tokens)}
+
+
+SDP_NAMES = {0: "math", 1: "flash", 2: "efficient", 3: "cudnn", 4: "overrideable"}
+
+
+def shipped_attention_backend(dev: str, dtype: torch.dtype, n: int, c: int, tokens: int) -> dict:
+    """The backend SDPA picks for kompete's own SelfAttention module, fed as training feeds it."""
+    from kompete.models.sngan import SelfAttention
+
+    side = int(tokens ** 0.5)
+    attn = SelfAttention(c).to(dev)
+    x = torch.randn(n, c, side, side, device=dev)
+    if dev == "cuda":
+        x, attn = x.contiguous(memory_format=torch.channels_last), attn.to(memory_format=torch.channels_last)
+    with torch.autocast(dev, dtype=dtype, enabled=dev == "cuda"):
+        q, k, v = attn.attention_inputs(x)
+        choice = int(torch._fused_sdp_choice(q, k, v, scale=1.0))
+    row = {"module": "SelfAttention", "qk": q.shape[-1], "v": v.shape[-1], "backend": SDP_NAMES.get(choice, choice)}
+    print(f"   {row}", flush=True)
+    return row
 
 
 class _null:
@@ -472,7 +498,9 @@ def markdown(results: dict, meta: dict) -> str:
             lines += [f"## SN-GAN self-attention SDPA ({part['device']}, {part['dtype']}, batch {part['batch']}, "
                       f"{part['tokens']} tokens)", "", "| shape | backend | fwd+bwd ms |", "|---|---|---|"]
             lines += [f"| {r['shape']} | {r['backend']} | {r.get('ms_fwd_bwd', r.get('error', ''))} |" for r in part["rows"]]
-            lines.append("")
+            shipped = part.get("shipped", {})
+            lines += ["", f"kompete's SelfAttention feeds q/k {shipped.get('qk')} and v {shipped.get('v')} channels: "
+                          f"SDPA picks **{shipped.get('backend')}**", ""]
     for name in ("cyclegan", "zips", "mifid", "t4"):
         part = results.get(name, {})
         lines += [f"## {name}", ""] + [f"- {k}: {v}" for k, v in part.items()] + [""]

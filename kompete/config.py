@@ -113,7 +113,9 @@ class TrainConfig:
         "budget", "what schedules run over: this run's time budget, or train.epochs (for a schedule that "
                   "continues across resumed runs, e.g. several Kaggle kernels)")
     amp: bool = opt(True, "CUDA only: bf16 on sm_80 and later (A100, H100), else fp16 with a gradient scaler (T4)")
-    compile: bool = opt(False, "CUDA only: torch.compile G and D")
+    compile: Literal[False, True, "reduce-overhead"] = opt(
+        False, "CUDA only: torch.compile the networks (true), or 'reduce-overhead' (CUDA graphs: fewer launches "
+               "for small nets); falls back to eager with one warning when compiling fails")
     log_every: int = opt(50, "steps between ticks: a metrics row, the stop decision under DDP (one host sync)", ge=1)
     sample_every_epochs: int = opt(1, "epochs between fixed-noise sample grids", ge=1)
     checkpoint_minutes: float = opt(30.0, "minutes between checkpoints (and one at the end)", gt=0)
@@ -431,8 +433,8 @@ def _coerce(value: Any, tp: Any, origin: str, key: str) -> Any:
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, origin, key)
     if origin_tp is Literal:
-        if value not in args:
-            raise ConfigError(f"{_where(origin, key)}: '{key}' must be one of {', '.join(map(str, args))}; got {value!r}")
+        if not any(value == a and type(value) is type(a) for a in args):  # 1 == True, yet 1 is no choice
+            raise ConfigError(f"{_where(origin, key)}: '{key}' must be one of {', '.join(map(_yaml_word, args))}; got {value!r}")
         return value
     if origin_tp in (list, tuple):
         if not isinstance(value, (list, tuple)):
@@ -470,6 +472,10 @@ def _coerce(value: Any, tp: Any, origin: str, key: str) -> Any:
             return value
         raise ConfigError(f"{_where(origin, key)}: '{key}' must be a string; got {value!r}")
     raise ConfigError(f"{_where(origin, key)}: '{key}' has a type kompete cannot read ({tp})")
+
+
+def _yaml_word(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _check_bounds(value: Any, f: dataclasses.Field, origin: str, key: str) -> None:

@@ -24,7 +24,9 @@ def test_gpu_dry_run_exercises_every_part(tmp_path):
     assert all(p in report and "error" not in report[p] for p in parts), {p: report.get(p) for p in parts}
     assert report["meta"]["dry_run"] is True
     kompete_rows = [r for r in report["dogs_train"]["rows"] if r["loop"] == "kompete"]
-    assert {(r["amp"], r["compile"]) for r in kompete_rows} == {(a, c) for a in (True, False) for c in (True, False)}
+    assert {(r["amp"], r["compile"]) for r in kompete_rows} == {
+        (True, False), (True, True), (True, "reduce-overhead"), (False, False), (False, True)}
+    assert report["sdpa"]["shipped"]["backend"] != "math"  # kompete's attention takes a fused kernel
     assert all(r["images_per_s"] > 0 for r in report["dogs_train"]["rows"])
     assert report["zips"]["dogs_zip_valid"] and report["zips"]["monet_zip_valid"]
     assert report["mifid"]["warm_hit"] is True and "torchvision" in report["mifid"]["network"]

@@ -154,18 +154,24 @@ def load_data(cfg: Config, data_dir: str | None = None, progress: bool = True) -
 class IndexSampler:
     """Shuffled index batches over n items, epoch after epoch, with a state that resumes mid-epoch.
 
-    Indices are drawn on the CPU from a seeded generator (cheap, identical on every device) and moved
-    to the data's device by the caller. In DDP each rank takes its own slice of the same permutation.
+    Indices are drawn on the CPU from a seeded generator (cheap, identical on every device) once per epoch
+    and the permutation moves to `device` then: a step only slices it, with no host-to-device copy. In DDP
+    each rank takes its own slice of the same permutation.
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
+    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
+                 device: torch.device | str = "cpu"):
         if n < batch_size * world_size:
             batch_size = max(1, n // world_size)
         self.n, self.batch_size, self.rank, self.world = n, batch_size, rank, world_size
+        self.device = torch.device(device)
         self.generator = torch.Generator().manual_seed(seed)
         self.epoch = 0
         self.pos = 0
-        self.perm = torch.randperm(n, generator=self.generator)
+        self.perm = self._shuffle()
+
+    def _shuffle(self) -> torch.Tensor:
+        return torch.randperm(self.n, generator=self.generator).to(self.device, non_blocking=True)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -174,7 +180,7 @@ class IndexSampler:
     def next(self) -> torch.Tensor:
         span = self.batch_size * self.world
         if self.pos + span > self.n:
-            self.perm = torch.randperm(self.n, generator=self.generator)
+            self.perm = self._shuffle()
             self.pos = 0
             self.epoch += 1
         start = self.pos + self.rank * self.batch_size
@@ -182,9 +188,10 @@ class IndexSampler:
         return self.perm[start:start + self.batch_size]
 
     def state_dict(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "pos": self.pos, "perm": self.perm.clone(),
+        return {"epoch": self.epoch, "pos": self.pos, "perm": self.perm.cpu(),
                 "generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.epoch, self.pos, self.perm = state["epoch"], state["pos"], state["perm"].clone()
+        self.epoch, self.pos = state["epoch"], state["pos"]
+        self.perm = state["perm"].to(self.device)
         self.generator.set_state(state["generator"])

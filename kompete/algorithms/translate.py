@@ -41,8 +41,8 @@ class DomainPairTask(Task):
         self.photos = torch.from_numpy(data.source.images).to(ctx.device).permute(0, 3, 1, 2).contiguous()
         self.monets = torch.from_numpy(data.target.images).to(ctx.device).permute(0, 3, 1, 2).contiguous()
         b = t.batch_size
-        self.photo_sampler = IndexSampler(len(self.photos), b, t.seed, ctx.rank, ctx.world_size)
-        self.monet_sampler = IndexSampler(len(self.monets), b, t.seed + 1, ctx.rank, ctx.world_size)
+        self.photo_sampler = IndexSampler(len(self.photos), b, t.seed, ctx.rank, ctx.world_size, ctx.device)
+        self.monet_sampler = IndexSampler(len(self.monets), b, t.seed + 1, ctx.rank, ctx.world_size, ctx.device)
         self._photos_lead = len(self.photos) >= len(self.monets)
         k = min(cfg.algo.grid_photos, len(self.photos))
         pick = torch.linspace(0, len(self.photos) - 1, k).long().to(ctx.device)
@@ -72,8 +72,8 @@ class DomainPairTask(Task):
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.photos is None:
             raise DataError("this task was built without data; it can only translate")
-        p_idx = self.photo_sampler.next().to(self.ctx.device, non_blocking=True)
-        m_idx = self.monet_sampler.next().to(self.ctx.device, non_blocking=True)
+        p_idx = self.photo_sampler.next()
+        m_idx = self.monet_sampler.next()
         self.epoch = (self.photo_sampler if self._photos_lead else self.monet_sampler).epoch
         return self._augment(self.photos[p_idx]), self._augment(self.monets[m_idx])
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
+import click
 import torch
 import torch.nn as nn
 
@@ -21,12 +22,14 @@ class Context:
     device: torch.device
     amp_dtype: torch.dtype | None = None  # None: fp32
     channels_last: bool = False
-    compile: bool = False
+    compile_mode: str | None = None  # torch.compile mode ("default", "reduce-overhead"); None: eager
+    compile_options: dict[str, Any] = field(default_factory=dict)  # more torch.compile arguments (tests: backend)
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
     ddp: bool = False
     notes: list[str] = field(default_factory=list)
+    compile_fallbacks: list[str] = field(default_factory=list)  # modules that failed to compile and run eager
 
     @property
     def is_main(self) -> bool:
@@ -66,16 +69,37 @@ class Context:
         """An NCHW batch in the memory format the models expect."""
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
-    def wrap(self, module: nn.Module) -> nn.Module:
-        """DDP-wrap a trained module when running distributed; optionally compile on CUDA."""
-        if self.compile and self.is_cuda:
-            module = torch.compile(module)  # type: ignore[assignment]
+    def wrap(self, module: nn.Module) -> Callable:
+        """A trained module as the step calls it: DDP-wrapped when distributed, then compiled when asked
+        (PyTorch's order: compiling the DDP module lets it split graphs at the gradient buckets)."""
         if self.ddp:
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [self.local_rank] if self.is_cuda else None
             module = DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
-        return module
+        return self.compiled(module)
+
+    def compiled(self, module: nn.Module) -> Callable:
+        """`module` compiled with train.compile's mode, or itself; the plain module keeps the state_dict names."""
+        if self.compile_mode is None:
+            return module
+        mode = None if self.compile_mode == "default" else self.compile_mode
+        return CompiledOrEager(module, torch.compile(module, mode=mode, **self.compile_options), self)
+
+    def mark_step(self) -> None:
+        """Tell CUDA graphs a new training step begins, so they may reuse the last step's output memory."""
+        if self.compile_mode == "reduce-overhead" and self.is_cuda:
+            torch.compiler.cudagraph_mark_step_begin()
+
+    def compile_failed(self, module: nn.Module, exc: BaseException) -> None:
+        if not self.compile_fallbacks and self.is_main:
+            root = exc
+            while (inner := getattr(root, "inner_exception", None) or root.__cause__) is not None:
+                root = inner  # Dynamo wraps the compiler's own error (BackendCompilerFailed)
+            first = (str(root).strip().splitlines() or [""])[0][:200]
+            click.echo(f"warning: torch.compile failed for {type(module).__name__} ({type(root).__name__}: {first}); "
+                       "training goes on without compiling", err=True)
+        self.compile_fallbacks.append(type(module).__name__)
 
     def barrier(self) -> None:
         if self.ddp:
@@ -101,6 +125,31 @@ class Context:
                 dist.destroy_process_group()
 
 
+class CompiledOrEager:
+    """Calls the compiled module; if compiling it fails (no Triton or C compiler in a Kaggle image, an
+    unsupported op), warns once through the context and calls the plain module from then on."""
+
+    def __init__(self, module: nn.Module, compiled: Callable, ctx: Context):
+        self.module, self.compiled, self.ctx = module, compiled, ctx
+        self.failed = False
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.failed:
+            try:
+                return self.compiled(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - any compiler failure; an eager error re-raises below
+                self.failed = True
+                self.ctx.compile_failed(self.module, exc)
+        return self.module(*args, **kwargs)
+
+
+def compile_mode(setting: bool | str) -> str | None:
+    """torch.compile's mode for a train.compile value: None (eager), "default", or the named mode."""
+    if setting is False:
+        return None
+    return "default" if setting is True else str(setting)
+
+
 def amp_dtype_for(capability: tuple[int, int]) -> torch.dtype:
     """bf16 where the tensor cores do it natively (Ampere, sm_80, and later), else fp16 with loss scaling.
 
@@ -122,7 +171,7 @@ def make_context(cfg: Config, device: str | None = None) -> Context:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         ctx.channels_last = True
-        ctx.compile = cfg.train.compile
+        ctx.compile_mode = compile_mode(cfg.train.compile)
         if cfg.train.amp:
             ctx.amp_dtype = amp_dtype_for(torch.cuda.get_device_capability(dev))
     if world > 1:
@@ -132,7 +181,8 @@ def make_context(cfg: Config, device: str | None = None) -> Context:
             dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
         ctx.ddp = True
     ctx.notes.append(f"device {dev}" + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else ""))
-    ctx.notes.append(f"precision {ctx.amp_dtype or 'fp32'}" + (", channels_last" if ctx.channels_last else ""))
+    ctx.notes.append(f"precision {ctx.amp_dtype or 'fp32'}" + (", channels_last" if ctx.channels_last else "")
+                     + (f", torch.compile {ctx.compile_mode}" if ctx.compile_mode else ""))
     if ctx.ddp:
         ctx.notes.append(f"DDP rank {rank}/{world}")
     return ctx

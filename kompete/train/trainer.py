@@ -159,6 +159,7 @@ class Trainer:
         if task.epoch != self._last_epoch:
             self._last_epoch = task.epoch
             self._call("on_epoch")
+        task.ctx.mark_step()
         self._pending.append(task.step(batch))
         self._call("on_step")
 

@@ -25,11 +25,6 @@ from kompete.train.context import Context
 LOSS_NAMES = ("g", "d", "g_adv", "cycle", "identity", "d_monet", "d_photo", "d_real", "d_fake")
 
 
-def compiled(ctx: Context):
-    """torch.compile on CUDA when asked; the plain modules keep the state_dict names."""
-    return (lambda m: torch.compile(m)) if ctx.compile and ctx.is_cuda else (lambda m: m)
-
-
 class CycleGanTask(DomainPairTask):
     loss_names = LOSS_NAMES
 
@@ -37,7 +32,7 @@ class CycleGanTask(DomainPairTask):
         t, c = cfg.train, cfg.algo
         torch.manual_seed(t.seed)
         self.nets = ctx.prepare(CycleGan.from_config(cfg))
-        run = compiled(ctx)
+        run = ctx.compiled  # the plain modules in self.nets keep the state_dict names
         self.g_monet, self.g_photo = run(self.nets.to_monet), run(self.nets.to_photo)
         self.d_monet, self.d_photo = run(self.nets.d_monet), run(self.nets.d_photo)
         self.translator, self.translator_module = self.g_monet, self.nets.to_monet

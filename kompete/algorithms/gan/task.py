@@ -55,7 +55,7 @@ class GanTask(Task):
         self.ema = EMA(self.G, g.ema_decay, g.ema_start) if g.ema_decay > 0 else None
         self.G_train, self.D_train = ctx.wrap(self.G), ctx.wrap(self.D)
         # D as G's step sees it: frozen and never DDP-wrapped, so no gradient of D is computed or all-reduced
-        self.D_for_g = torch.compile(self.D) if ctx.compile and ctx.is_cuda else self.D
+        self.D_for_g = ctx.compiled(self.D)
         fused = {"fused": True} if ctx.is_cuda else {}
         self.opt_g = torch.optim.Adam(self.G.parameters(), t.lr_g, betas=(t.beta1, t.beta2), **fused)
         self.opt_d = torch.optim.Adam(self.D.parameters(), t.lr_d, betas=(t.beta1, t.beta2), **fused)
@@ -73,7 +73,8 @@ class GanTask(Task):
             # uint8 NHWC on the device; permuting a batch gives an NCHW view with channels_last strides
             self.images = torch.from_numpy(data.images).to(ctx.device)
             self.labels = torch.from_numpy(data.labels.astype("int64")).to(ctx.device)
-            self.sampler = IndexSampler(len(data.images), t.batch_size, t.seed, ctx.rank, ctx.world_size)
+            self.sampler = IndexSampler(len(data.images), t.batch_size, t.seed, ctx.rank, ctx.world_size,
+                                        ctx.device)
 
     @classmethod
     def check_names(cls, cfg: Config) -> None:
@@ -89,7 +90,7 @@ class GanTask(Task):
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         assert self.images is not None, "this task was built without data"
-        idx = self.sampler.next().to(self.ctx.device, non_blocking=True)
+        idx = self.sampler.next()
         self.epoch = self.sampler.epoch
         x = to_float(self.images[idx].permute(0, 3, 1, 2))
         if self.cfg.data.random_flip:
