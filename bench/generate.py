@@ -4,6 +4,8 @@ kompete:  batches generated on the device, PNGs encoded in threads straight into
           is generated; no loose files; the zip appears atomically.
 plain:    the public-kernel way: each image saved as a PNG file (PIL defaults), then the folder zipped with
           shutil.make_archive (deflate), then the folder deleted.
+layouts:  for a conditional model, write_zip flat against output.layout=by_class (<class>/00000.png), the
+          model loaded once, only the writing timed.
 
 The run to generate from is trained for a few steps first (weights do not change the cost).
 
@@ -27,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kompete.config import load_config  # noqa: E402
 from kompete.data.augment import to_uint8  # noqa: E402
-from kompete.generate import generate_zip, load_run  # noqa: E402
+from kompete.generate import GenerateOptions, generate_zip, load_run, write_zip  # noqa: E402
 from kompete.algorithms.base import build_task, task_class  # noqa: E402
 from kompete.train.context import make_context  # noqa: E402
 from kompete.train.budget import make_budget  # noqa: E402
@@ -58,6 +60,18 @@ def plain(run: Path, n: int, out_dir: Path) -> tuple[float, int]:
         return seconds, len(z.namelist())
 
 
+def layouts(run: Path, n: int, out_dir: Path) -> dict[str, float]:
+    """Seconds write_zip takes for n images, flat and by_class, from the same loaded model."""
+    seconds = {}
+    for layout in ("flat", "by_class"):
+        cfg, task, _ = load_run(run, overrides={"output": {"layout": layout}})
+        opts = GenerateOptions(n=n, seed=cfg.generate.seed, batch_size=cfg.generate.batch_size, progress=False)
+        start = time.perf_counter()
+        write_zip(task, cfg, out_dir / f"{layout}.zip", opts)
+        seconds[layout] = time.perf_counter() - start
+    return seconds
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=10000)
@@ -83,9 +97,12 @@ def main() -> None:
         (tmp / "plain").mkdir()
         p_seconds, p_count = plain(tmp / "run", args.n, tmp / "plain")
         p_size = (tmp / "plain" / "images.zip").stat().st_size
+        by_layout = layouts(tmp / "run", args.n, tmp) if task.class_names else {}
     print(f"kompete generate_zip : {k_seconds:7.1f} s  {k_count} images  {k_size / 2**20:.1f} MiB")
     print(f"plain files + zip    : {p_seconds:7.1f} s  {p_count} images  {p_size / 2**20:.1f} MiB")
     print(f"ratio (plain/kompete): {p_seconds / k_seconds:7.2f}x")
+    for layout, seconds in by_layout.items():
+        print(f"write_zip {layout:<10} : {seconds:7.1f} s")
 
 
 if __name__ == "__main__":

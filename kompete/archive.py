@@ -10,7 +10,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Callable
+from typing import Callable, Literal, Sequence
 
 import numpy as np
 from PIL import Image
@@ -19,10 +19,13 @@ from kompete.errors import ArchiveError
 from kompete.paths import atomic_output, remove_stale_temps
 
 FORMATS = {"png": "PNG", "jpg": "JPEG"}
+LAYOUTS = ("flat", "by_class")  # output.layout: 00000.png, ... or <class>/00000.png, ...
+Layout = Literal["flat", "by_class"]
 
 
 class ZipImageWriter:
-    """Encode uint8 HxWx3 arrays into a zip as 00000.png, 00001.png, ... without loose files.
+    """Encode uint8 HxWx3 arrays into a zip as 00000.png, 00001.png, ... (or <class>/00000.png, numbered
+    across all classes) without loose files.
 
     The zip is built under a temporary name and renamed into place only when the `with` block
     ends cleanly, so an interrupted generation never leaves a zip that looks complete.
@@ -59,22 +62,37 @@ class ZipImageWriter:
         _check_image(image)
         return self._store(encode_image(image, self.fmt, self.quality), name)
 
-    def add_batch(self, images: np.ndarray, pool: Executor | None = None) -> None:
+    def add_batch(self, images: np.ndarray, pool: Executor | None = None,
+                  folders: Sequence[str] | None = None) -> None:
         """Encode a uint8 NxHxWx3 batch, in `pool`'s threads when given (zlib and libjpeg release the GIL),
-        and store the images in order."""
+        and store the images in order; image i inside `folders[i]` when given (a class name)."""
         for image in images:
             _check_image(image)
+        if folders is not None:
+            if len(folders) != len(images):
+                raise ValueError(f"{len(folders)} folders for {len(images)} images")
+            for folder in set(folders):
+                _check_folder(folder)
         encode = lambda im: encode_image(im, self.fmt, self.quality)  # noqa: E731
-        for blob in (pool.map(encode, images) if pool is not None else map(encode, images)):
-            self._store(blob)
+        for i, blob in enumerate(pool.map(encode, images) if pool is not None else map(encode, images)):
+            self._store(blob, folder=None if folders is None else folders[i])
 
-    def _store(self, blob: bytes, name: str | None = None) -> str:
+    def _store(self, blob: bytes, name: str | None = None, folder: str | None = None) -> str:
         if self._zip is None:
             raise RuntimeError("ZipImageWriter used outside its `with` block")
         name = name or f"{self.count:05d}.{self.fmt}"
+        if folder is not None:
+            name = f"{folder}/{name}"
         self._zip.writestr(name, blob)
         self.count += 1
         return name
+
+
+def _check_folder(folder: str) -> None:
+    """A class name usable as one folder level inside the zip, as `scan_zip` will read it back."""
+    if not folder or _unsafe(folder):
+        raise ArchiveError(f"class {folder!r} cannot name a folder inside the zip",
+                           hint="rename the class (no '/', '\\', ':' or leading '..'), or set output.layout=flat")
 
 
 def _check_image(image: np.ndarray) -> None:
@@ -108,7 +126,9 @@ class ZipReport:
     n_images: int = 0
     n_min: int = 0
     n_max: int = 0
+    layout: Layout = "flat"
     problems: dict[str, list[str]] = field(default_factory=dict)
+    class_counts: dict[str, int] = field(default_factory=dict)  # by_class: valid images per class folder
 
     def add(self, problem: str, name: str) -> None:
         self.problems.setdefault(problem, []).append(name)
@@ -135,15 +155,39 @@ class ZipReport:
             lines.insert(0, f"image count: {self.count_problem}")
         return lines
 
+    def classes_line(self) -> str:
+        """by_class: 'K class folders: a 5000, b 5000' ('' when flat)."""
+        if self.layout != "by_class":
+            return ""
+        counts = ", ".join(f"{name} {count}" for name, count in sorted(self.class_counts.items()))
+        return f"{len(self.class_counts)} class folders: {counts or 'none'}"
+
     def message(self) -> str:
-        return f"{self.path} would be rejected by Kaggle: " + "; ".join(self.defects())
+        text = f"{self.path} would be rejected by Kaggle: " + "; ".join(self.defects())
+        return f"{text} ({self.classes_line()})" if self.layout == "by_class" else text
 
 
-def _member_problem(info: zipfile.ZipInfo, fmt: str, seen: set[str]) -> str | None:
+def _unsafe(part: str) -> bool:
+    return "/" in part or "\\" in part or part in (".", "..") or part.startswith("..") or ":" in part
+
+
+def _member_problem(info: zipfile.ZipInfo, fmt: str, seen: set[str], layout: Layout = "flat") -> str | None:
+    """What is wrong with one member, or None. by_class: every image one folder level down (<class>/x.png);
+    the folder entries zip tools add (<class>/) are allowed and not counted."""
     name = info.filename
-    if info.is_dir():
+    if layout == "by_class":
+        parts = name.rstrip("/").split("/") if info.is_dir() else name.split("/")
+        if any(not p or _unsafe(p) for p in parts):
+            return "nested or unsafe names"
+        if info.is_dir():
+            return None if len(parts) == 1 else "nested or unsafe names"
+        if len(parts) == 1:
+            return "not in a class folder"
+        if len(parts) > 2:
+            return "nested or unsafe names"
+    elif info.is_dir():
         return "folders"
-    if "/" in name or "\\" in name or name in (".", "..") or name.startswith("..") or ":" in name:
+    elif _unsafe(name):
         return "nested or unsafe names"
     if name in seen:
         return "duplicate names"
@@ -174,8 +218,11 @@ def _decode(job: tuple[str, bytes, str, int, bool]) -> tuple[str, str | None, np
 
 def scan_zip(path: str | Path, fmt: str, image_size: int, n_min: int, n_max: int,
              consumer: Callable[[np.ndarray], None] | None = None, window: int = 256,
-             workers: int | None = None) -> ZipReport:
+             workers: int | None = None, layout: Layout = "flat") -> ZipReport:
     """Check every member as Kaggle would; valid images go to `consumer` as uint8 [B, H, W, 3] batches, by name.
+
+    `layout`: flat (every image at the top, no folders) or by_class (every image in one class folder,
+    `<class>/<name>`; the report counts the valid images of each class).
 
     Nothing is extracted to disk and member names are never used as paths. Sizes come from the
     central directory and are bounded before anything is decompressed. Members are decoded in
@@ -184,11 +231,13 @@ def scan_zip(path: str | Path, fmt: str, image_size: int, n_min: int, n_max: int
     path = Path(path)
     if fmt not in FORMATS:
         raise ArchiveError(f"unknown image format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    if layout not in LAYOUTS:
+        raise ArchiveError(f"unknown zip layout {layout!r}; choose one of: {', '.join(LAYOUTS)}")
     if not path.is_file():
         raise ArchiveError(f"{path}: no such file")
     if not zipfile.is_zipfile(path):
         raise ArchiveError(f"{path} is not a zip archive")
-    report = ZipReport(str(path), n_min=n_min, n_max=n_max)
+    report = ZipReport(str(path), n_min=n_min, n_max=n_max, layout=layout)
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -203,11 +252,11 @@ def scan_zip(path: str | Path, fmt: str, image_size: int, n_min: int, n_max: int
         seen: set[str] = set()
         good: list[zipfile.ZipInfo] = []
         for info in sorted(infos, key=lambda i: i.filename):
-            problem = _member_problem(info, fmt, seen)
+            problem = _member_problem(info, fmt, seen, layout)
             seen.add(info.filename)
             if problem:
                 report.add(problem, info.filename)
-            else:
+            elif not info.is_dir():
                 good.append(info)
         _decode_in_windows(report, [(i.filename, _zip_reader(zf, i)) for i in good], fmt, image_size,
                            consumer, pool, window)
@@ -253,6 +302,9 @@ def _decode_in_windows(report: ZipReport, members: list[tuple[str, Callable[[], 
                 report.add(problem, name)
             else:
                 report.n_images += 1
+                if report.layout == "by_class":
+                    folder = name.split("/", 1)[0]
+                    report.class_counts[folder] = report.class_counts.get(folder, 0) + 1
                 if keep:
                     batch.append(pixels)
         if batch and consumer is not None:
@@ -262,4 +314,4 @@ def _decode_in_windows(report: ZipReport, members: list[tuple[str, Callable[[], 
 def validate_zip(cfg, path: str | Path) -> ZipReport:
     """The competition's checks on a submission zip (`cfg` is a Config); ok, or a list of defects."""
     out = cfg.output
-    return scan_zip(path, out.format, out.image_size, out.n_min, out.n_max)
+    return scan_zip(path, out.format, out.image_size, out.n_min, out.n_max, layout=out.layout)

@@ -65,6 +65,8 @@ class OutputConfig:
     image_size: int = opt(64, "side of every submitted image", ge=8)
     jpeg_quality: int = opt(95, "quality for jpg output", ge=1, le=100)
     archive: str = opt("images.zip", "name of the submission archive")
+    layout: Literal["flat", "by_class"] = opt(
+        "flat", "members of the zip: flat (00000.png, ...) or by_class (<class>/00000.png; conditional models)")
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,9 @@ class GenerateConfig:
     seed: int = opt(0, "noise seed: the same seed gives the same images")
     truncation: float = opt(0.0, "resample noise whose |z| exceeds this (0 = plain normal noise)", ge=0)
     use_ema: bool = opt(True, "generate with the EMA copy of G when there is one")
+    # Any: the loader has no mapping type; _check_names checks it is class name -> count
+    class_counts: Any = opt({}, "conditional models: images per class name, summing to n_images; unlisted "
+                                "classes get none ({} = balanced, the first classes taking the remainder)")
 
 
 @dataclass(frozen=True)
@@ -503,6 +508,30 @@ def _check_names(cfg: Config, origin: str) -> None:
                           f"accepts {want} images (output.n_min..output.n_max)")
     if cfg.data.sample is not None and cfg.data.sample.kind != cfg.data.layout:
         raise ConfigError(f"{origin}: 'data.sample.kind' must match 'data.layout' ({cfg.data.layout})")
+    _check_class_counts(cfg.generate.class_counts, n, _where(origin, "generate.class_counts"))
+    # whether the model is conditional (and which classes exist) is known only with the data or a checkpoint:
+    # the Task checks that when it is built, before any training
+    for key, used in (("generate.class_counts", bool(cfg.generate.class_counts)),
+                      ("output.layout", out.layout == "by_class")):
+        if used and cfg.task != "generate":
+            raise ConfigError(f"{_where(origin, key)}: '{key}' needs class-conditional generation, but "
+                              f"{cfg.name} is a '{cfg.task}' task")
+
+
+def _check_class_counts(counts: Any, n_images: int, where: str) -> None:
+    key = "generate.class_counts"
+    if not isinstance(counts, dict):
+        raise ConfigError(f"{where}: '{key}' must be a mapping of class name to image count; got {counts!r}")
+    for name, count in counts.items():
+        if not isinstance(name, (str, int)) or isinstance(name, bool) or str(name) == "":
+            raise ConfigError(f"{where}: '{key}' has a key that is not a class name: {name!r}")
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise ConfigError(f"{where}: '{key}.{name}' must be an integer >= 0; got {count!r}")
+    if len({str(name) for name in counts}) != len(counts):
+        raise ConfigError(f"{where}: '{key}' names a class twice")
+    if counts and sum(counts.values()) != n_images:
+        raise ConfigError(f"{where}: '{key}' adds up to {sum(counts.values())} images, but "
+                          f"'generate.n_images' is {n_images}")
 
 
 def _join(prefix: str, name: str) -> str:

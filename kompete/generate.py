@@ -2,7 +2,7 @@
 
 The images come from the Task's own writer (`Task.image_batches`: noise for the gan algorithm, the photos
 for translation); this module only resizes them to the competition's size and encodes them while the
-device makes the next batch.
+device makes the next batch, each in its class folder when `output.layout` is by_class.
 """
 
 from __future__ import annotations
@@ -11,21 +11,22 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import click
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from kompete.algorithms.base import GenerateOptions, Task, build_task
+from kompete.algorithms.base import GenerateOptions, Task, build_task, resolve_class_counts
 from kompete.archive import ZipImageWriter
 from kompete.config import Config, config_from_dict
 from kompete.errors import ConfigError
 from kompete.train import state as ckpt
 from kompete.train.context import make_context
 
-__all__ = ["GenerateOptions", "estimate_seconds", "generate_batches", "generate_zip", "load_run", "write_zip"]
+__all__ = ["GenerateOptions", "class_folders", "estimate_seconds", "generate_batches", "generate_zip", "load_run",
+           "write_zip"]
 
 
 def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -36,16 +37,18 @@ def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
     return x.round().clamp(0, 255).to(torch.uint8)
 
 
-def _encode_copied(zw: ZipImageWriter, pending: tuple[torch.Tensor, "torch.cuda.Event | None"],
-                   pool: ThreadPoolExecutor) -> None:
-    host, copied = pending
+def _encode_copied(zw: ZipImageWriter, pending: tuple[torch.Tensor, "torch.cuda.Event | None", int],
+                   pool: ThreadPoolExecutor, folders: Sequence[str] | None) -> None:
+    host, copied, first = pending
     if copied is not None:
         copied.synchronize()
-    zw.add_batch(host.numpy(), pool)
+    zw.add_batch(host.numpy(), pool, None if folders is None else folders[first:first + len(host)])
 
 
-def _write_batches(zw: ZipImageWriter, batches: Iterator[torch.Tensor], n: int, desc: str, progress: bool) -> int:
-    """Encode uint8 NCHW device batches into the zip while the device makes the next one.
+def _write_batches(zw: ZipImageWriter, batches: Iterator[torch.Tensor], n: int, desc: str, progress: bool,
+                   folders: Sequence[str] | None = None) -> int:
+    """Encode uint8 NCHW device batches into the zip while the device makes the next one; image i goes
+    into `folders[i]` when given.
 
     Each batch is copied to the host without blocking; a CUDA event says when the copy is readable.
     """
@@ -59,12 +62,12 @@ def _write_batches(zw: ZipImageWriter, batches: Iterator[torch.Tensor], n: int, 
             if copied is not None:
                 copied.record()
             if pending is not None:
-                _encode_copied(zw, pending, pool)
+                _encode_copied(zw, pending, pool, folders)
                 bar.update(len(pending[0]))
-            pending = (host, copied)
+            pending = (host, copied, done)
             done += len(images)
         if pending is not None:
-            _encode_copied(zw, pending, pool)
+            _encode_copied(zw, pending, pool, folders)
             bar.update(len(pending[0]))
     bar.close()
     return done
@@ -76,9 +79,21 @@ def generate_batches(task: Task, cfg: Config, opts: GenerateOptions) -> Iterator
     return (_resize(b, size) for b in task.image_batches(opts))
 
 
+def class_folders(task: Task, cfg: Config, opts: GenerateOptions) -> list[str] | None:
+    """The class folder of each image when `output.layout` is by_class (None when flat)."""
+    if cfg.output.layout != "by_class":
+        return None
+    names, labels = task.class_names, task.image_labels(opts)
+    if names is None or labels is None:
+        raise ConfigError(f"{cfg.name}: 'output.layout' is by_class, but {cfg.train.model} takes no class labels",
+                          hint="train a class-conditional (`_cond`) model, or set output.layout=flat")
+    return [names[i] for i in labels.tolist()]
+
+
 def fill_zip(task: Task, cfg: Config, zw: ZipImageWriter, opts: GenerateOptions) -> int:
     """The Task's images, at the competition's size, into an open zip writer; returns the count."""
-    return _write_batches(zw, generate_batches(task, cfg, opts), opts.n, cfg.spec.task, opts.progress)
+    folders = class_folders(task, cfg, opts)
+    return _write_batches(zw, generate_batches(task, cfg, opts), opts.n, cfg.spec.task, opts.progress, folders)
 
 
 def load_run(where: str | Path, device: str | None = None, overrides: dict | None = None,
@@ -123,9 +138,15 @@ def generate_zip(where: str | Path, out: str | Path | None = None, n: int | None
     if out is None:
         out = path.parent.parent / cfg.output.archive
     g = cfg.generate
+    counts: tuple[int, ...] = ()
+    if g.class_counts:
+        if n is not None and n != g.n_images:
+            raise ConfigError(f"--n {n}: the run's 'generate.class_counts' add up to {g.n_images} images",
+                              hint="leave out --n, or generate from a config with other class counts")
+        counts = resolve_class_counts(g.class_counts, task.class_names or [])
     opts = GenerateOptions(n=g.n_images if n is None else n, seed=g.seed if seed is None else seed,
                            truncation=g.truncation if truncation is None else truncation,
-                           batch_size=g.batch_size, progress=progress, data_dir=data_dir)
+                           batch_size=g.batch_size, progress=progress, data_dir=data_dir, class_counts=counts)
     return write_zip(task, cfg, out, opts)
 
 

@@ -64,7 +64,8 @@ def run_competition(cfg: Config, run_dir: Path, train_seconds: float, score: boo
     if not report.ok:
         raise ArchiveError(report.message())
     click.echo(f"  OK: {report.n_images} {cfg.output.format.upper()} images at "
-               f"{cfg.output.image_size}x{cfg.output.image_size}")
+               f"{cfg.output.image_size}x{cfg.output.image_size}"
+               + (f" in {report.classes_line()}" if cfg.output.layout == "by_class" else ""))
 
     if score:
         from kompete.metrics.score import score_path

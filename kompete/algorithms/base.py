@@ -4,18 +4,20 @@ A `Task` is an algorithm's torch side. It owns its networks, objective, optimise
 and fixed sample inputs, and it writes its own submission images. The Trainer asks it for batches,
 calls `step`, schedules learning rates through `param_groups`, checkpoints through `state_dict` and
 draws sample grids through `sample_grid`; `kompete generate` (and the run's generation estimate)
-encodes what `image_batches` yields. `build_task(cfg, ...)` builds the Task of the algorithm that
+encodes what `image_batches` yields, placing each image in its class folder (`image_labels`) when the
+zip is laid out by class. `build_task(cfg, ...)` builds the Task of the algorithm that
 `cfg.train.model` names (kompete.algorithms registers them).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import torch
 
 from kompete.config import Config
+from kompete.errors import ConfigError
 from kompete.train.context import Context
 
 
@@ -29,6 +31,34 @@ class GenerateOptions:
     batch_size: int = 500
     progress: bool = True
     data_dir: str | None = None  # translate: where the photos are (default: the config's data folders)
+    class_counts: tuple[int, ...] = ()  # conditional: images per class index, summing to n (() = balanced)
+
+
+def balanced_counts(n: int, n_classes: int) -> list[int]:
+    """n images split over n_classes as evenly as possible, the first classes taking the remainder."""
+    base, extra = divmod(n, n_classes)
+    return [base + (c < extra) for c in range(n_classes)]
+
+
+def class_order(counts: tuple[int, ...] | list[int]) -> torch.Tensor:
+    """The class of every image: round after round through the classes that still have images to make.
+
+    Balanced counts give `arange(n) % n_classes`, so a balanced zip is the same whatever the class counts
+    say; a prefix of the order is as balanced as the counts allow (an interrupted zip is not one class)."""
+    counts_t = torch.as_tensor(list(counts), dtype=torch.int64)
+    labels = torch.repeat_interleave(torch.arange(len(counts_t)), counts_t)
+    rank = torch.cat([torch.arange(int(c)) for c in counts_t]) if len(labels) else labels
+    return labels[torch.sort(rank * len(counts_t) + labels).indices]
+
+
+def resolve_class_counts(counts: Mapping[Any, int], classes: list[str]) -> tuple[int, ...]:
+    """`generate.class_counts` (class name -> count) as counts per class index; unlisted classes get none."""
+    unknown = [str(k) for k in counts if str(k) not in classes]
+    if unknown:
+        raise ConfigError(f"'generate.class_counts' names {', '.join(repr(u) for u in unknown)}, not a class of "
+                          f"this model; its classes: {', '.join(classes)}")
+    by_name = {str(k): int(v) for k, v in counts.items()}
+    return tuple(by_name.get(c, 0) for c in classes)
 
 
 class Task:
@@ -125,6 +155,15 @@ class Task:
 
         Checks the request before yielding anything (e.g. more translations than the photos allow)."""
         raise NotImplementedError
+
+    @property
+    def class_names(self) -> list[str] | None:
+        """The classes a conditional model generates, in label order (None: it takes no labels)."""
+        return None
+
+    def image_labels(self, opts: GenerateOptions) -> torch.Tensor | None:
+        """The class index of each image `image_batches(opts)` yields, in order, on the CPU (None: no labels)."""
+        return None
 
     def max_images(self) -> int | None:
         """The most images `image_batches` can make (None: no limit)."""

@@ -89,7 +89,8 @@ def _record(cfg, path: Path, result, db_path: Path | None) -> None:
 @competition_option
 @set_option
 def validate(args: tuple[str, ...], competition: str | None, overrides: tuple[str, ...]) -> None:
-    """Check a submission zip as Kaggle would: count, format, size, mode, decodable, flat names.
+    """Check a submission zip as Kaggle would: count, format, size, mode, decodable, flat names (or, with
+    output.layout=by_class, every image in one class folder; the counts per class are shown).
 
     \b
     kompete validate generative-dog-images images.zip
@@ -102,4 +103,5 @@ def validate(args: tuple[str, ...], competition: str | None, overrides: tuple[st
     if not report.ok:
         raise ArchiveError(report.message())
     out = cfg.output
-    click.echo(f"{path}: OK, {report.n_images} {out.format.upper()} images at {out.image_size}x{out.image_size}")
+    line = f"{path}: OK, {report.n_images} {out.format.upper()} images at {out.image_size}x{out.image_size}"
+    click.echo(f"{line} in {report.classes_line()}" if out.layout == "by_class" else line)

@@ -8,7 +8,8 @@ from typing import Any, Iterator
 import torch
 
 from kompete import losses, models  # noqa: F401  (importing fills the LOSSES and MODELS registries)
-from kompete.algorithms.base import GenerateOptions, IndexSampler, Task
+from kompete.algorithms.base import (GenerateOptions, IndexSampler, Task, balanced_counts, class_order,
+                                     resolve_class_counts)
 from kompete.config import Config
 from kompete.data.augment import random_flip, to_float, to_uint8
 from kompete.data.diffaugment import diff_augment, parse_policy
@@ -43,12 +44,14 @@ class GanTask(Task):
         builder = MODELS.get(t.model)
         self.loss = LOSSES.get(t.loss)(g)
         if data is not None:
-            self.meta.update(n_classes=max(1, len(data.classes)), image_size=int(data.images.shape[1]))
+            self.meta.update(n_classes=max(1, len(data.classes)), image_size=int(data.images.shape[1]),
+                             classes=[str(c) for c in data.classes])
         self.meta.setdefault("n_classes", 1)
         self.meta.setdefault("image_size", cfg.data.image_size)
         torch.manual_seed(t.seed)
         built = builder(cfg, int(self.meta["n_classes"]))
         self.conditional, self.n_classes, self.z_dim = built.conditional, built.n_classes, built.z_dim
+        self._check_class_output(cfg)
         self.G = ctx.prepare(built.generator)
         critic = built.discriminator if self.loss.batch_norm_in_critic else without_batch_norm(built.discriminator)
         self.D = ctx.prepare(critic)
@@ -75,6 +78,17 @@ class GanTask(Task):
             self.labels = torch.from_numpy(data.labels.astype("int64")).to(ctx.device)
             self.sampler = IndexSampler(len(data.images), t.batch_size, t.seed, ctx.rank, ctx.world_size,
                                         ctx.device)
+
+    def _check_class_output(self, cfg: Config) -> None:
+        """Per-class output needs labels and known class names: checked before any training or generation."""
+        g = cfg.generate
+        for key, used in (("generate.class_counts", bool(g.class_counts)),
+                          ("output.layout", cfg.output.layout == "by_class")):
+            if used and not self.conditional:
+                raise ConfigError(f"{cfg.name}: '{key}' needs a class-conditional model (a `_cond` train.model); "
+                                  f"{cfg.train.model} takes no class labels")
+        if g.class_counts:
+            resolve_class_counts(g.class_counts, self.class_names or [])
 
     @classmethod
     def check_names(cls, cfg: Config) -> None:
@@ -200,12 +214,29 @@ class GanTask(Task):
     def sample_grid(self) -> torch.Tensor:
         return self.generate(self.z_fixed, self.y_fixed if self.conditional else None)
 
+    @property
+    def class_names(self) -> list[str] | None:
+        if not self.conditional:
+            return None
+        names = [str(c) for c in self.meta.get("classes") or ()]
+        # a checkpoint from before the names were kept knows only how many classes there were
+        return names if len(names) == self.n_classes else [f"class{i}" for i in range(self.n_classes)]
+
+    def image_labels(self, opts: GenerateOptions) -> torch.Tensor | None:
+        """Round after round through the classes (`class_order`): balanced, or `opts.class_counts`."""
+        if not self.conditional:
+            return None
+        counts = opts.class_counts or balanced_counts(opts.n, self.n_classes)
+        if len(counts) != self.n_classes or sum(counts) != opts.n:
+            raise ConfigError(f"class counts {list(counts)} do not give {opts.n} images over {self.n_classes} classes")
+        return class_order(counts)
+
     def image_batches(self, opts: GenerateOptions) -> Iterator[torch.Tensor]:
         """opts.n images from seeded noise (drawn on the CPU: the same images on every device); conditional
-        models cycle through the classes in order, so every class gets its share."""
+        models take their classes from `image_labels`, so every class gets its share."""
         gen = torch.Generator().manual_seed(opts.seed)
-        n_classes = max(1, int(self.meta.get("n_classes", 1)))
+        labels = self.image_labels(opts)
         for done in range(0, opts.n, opts.batch_size):
             b = min(opts.batch_size, opts.n - done)
             z = truncated_noise(b, self.z_dim, opts.truncation, gen)
-            yield self.generate(z, torch.arange(done, done + b) % n_classes)
+            yield self.generate(z, labels[done:done + b] if labels is not None else None)
