@@ -31,20 +31,26 @@ from kompete.schema import opt
 class SampleConfig:
     """A procedurally generated stand-in competition, written into the real layout at first use."""
 
-    kind: Literal["dogs", "monet"] = opt("dogs", "which real layout the sample imitates")
-    n_images: int = opt(512, "images (dogs) or photos (monet) to generate", ge=8)
+    kind: Literal["dogs", "monet", "faces"] = opt(
+        "dogs", "which layout the sample imitates: dogs, monet, or faces (the folder layout, two classes)")
+    n_images: int = opt(512, "images (dogs, faces) or photos (monet) to generate", ge=8)
     n_target: int = opt(64, "monet: paintings to generate", ge=4)
-    n_classes: int = opt(4, "dogs: number of 'breeds'", ge=1)
+    n_classes: int = opt(4, "dogs: number of 'breeds' (faces always has two: masked, unmasked)", ge=1)
     image_size: int = opt(64, "side of the generated source images", ge=16)
     seed: int = opt(0, "generation seed: same seed, same bytes")
 
 
+SAMPLE_LAYOUTS = {"dogs": "dogs", "monet": "monet", "faces": "folder"}  # sample.kind -> the layout it is written in
+
+
 @dataclass(frozen=True)
 class DataConfig:
-    layout: Literal["dogs", "monet"] = opt("dogs", "which loader reads the files")
+    layout: Literal["dogs", "monet", "folder"] = opt(
+        "dogs", "which loader reads the files: dogs, monet, or folder (images, or class subfolders of images)")
     kaggle_dir: str = opt("", "folder under /kaggle/input/ holding the competition data")
     local_dir: str = opt("", "default local folder (relative to the working directory); --data-dir overrides")
-    images_dir: str = opt("all-dogs", "dogs: folder of training JPGs")
+    images_dir: str = opt("all-dogs", "dogs: folder of training JPGs; folder: the folder of images or class "
+                                      "subfolders ('' = the data dir itself)")
     annotations_dir: str = opt("Annotation", "dogs: folder of <breed>/<image id> Pascal-VOC XML files")
     source_dir: str = opt("photo_jpg", "monet: the photos to translate")
     target_dir: str = opt("monet_jpg", "monet: the paintings whose style is learned")
@@ -52,6 +58,9 @@ class DataConfig:
     crop_margin: float = opt(0.08, "dogs: margin added around each bounding box, as a fraction of its size", ge=0, le=1)
     min_box_size: int = opt(0, "dogs: skip boxes whose shorter side is below this many pixels", ge=0)
     use_boxes: bool = opt(True, "dogs: crop bounding boxes (False: whole images, centre-cropped)")
+    crop: Literal["center", "random", "none"] = opt(
+        "center", "folder: the square taken before the resize: the centre, a random one (seeded by train.seed, "
+                  "drawn once when the data is prepared), or none (the whole image, squashed)")
     load_size: int = opt(286, "monet: resize before the random crop to image_size", ge=8)
     random_flip: bool = opt(True, "random horizontal flips during training")
     sample: SampleConfig | None = opt(None, "set for a procedurally generated sample competition")
@@ -80,8 +89,8 @@ class LimitsConfig:
 class MetricConfig:
     name: Literal["mifid"] = opt("mifid", "the leaderboard metric")
     eps: float = opt(0.1, "memorization threshold: distances below it count as copying", gt=0, le=1)
-    reference: Literal["train_images", "target_images"] = opt(
-        "train_images", "real set: whole training images (dogs) or the target-domain paintings (monet)")
+    reference: str = opt("train_images", "real set: train_images (every training image), target_images (monet: the "
+                                         "paintings), or a folder of held-out images, relative to the data dir")
     reference_size: int = opt(64, "side the reference images are resized to before Inception", ge=8)
     resize: Literal["antialias", "bilinear"] = opt("antialias", "resize used on reference images")
     min_images: int = opt(2048, "below this many images the score is not comparable to Kaggle's", ge=2)
@@ -506,8 +515,11 @@ def _check_names(cfg: Config, origin: str) -> None:
         want = f"{out.n_min}" if out.n_min == out.n_max else f"{out.n_min}-{out.n_max}"
         raise ConfigError(f"{_where(origin, 'generate.n_images')}: 'generate.n_images' is {n}, but {cfg.name} "
                           f"accepts {want} images (output.n_min..output.n_max)")
-    if cfg.data.sample is not None and cfg.data.sample.kind != cfg.data.layout:
-        raise ConfigError(f"{origin}: 'data.sample.kind' must match 'data.layout' ({cfg.data.layout})")
+    if cfg.data.sample is not None and SAMPLE_LAYOUTS[cfg.data.sample.kind] != cfg.data.layout:
+        want = [k for k, v in SAMPLE_LAYOUTS.items() if v == cfg.data.layout]
+        raise ConfigError(f"{origin}: 'data.sample.kind' {cfg.data.sample.kind!r} makes the "
+                          f"{SAMPLE_LAYOUTS[cfg.data.sample.kind]} layout, but 'data.layout' is {cfg.data.layout!r}"
+                          + (f" (its sample kind: {', '.join(want)})" if want else ""))
     _check_class_counts(cfg.generate.class_counts, n, _where(origin, "generate.class_counts"))
     # whether the model is conditional (and which classes exist) is known only with the data or a checkpoint:
     # the Task checks that when it is built, before any training

@@ -11,6 +11,7 @@ from kompete import data
 from kompete.config import Config, load_config
 from kompete.errors import ArchiveError
 
+DEMO_COMPETITIONS = ("sample-dogs", "sample-monet", "sample-faces")  # dogs, monet and folder layouts
 # Scoring every image through Inception on a CPU takes minutes; the demo scores a sample of each side.
 DEMO_SCORE_LIMIT = 64
 DEMO_REFERENCE_LIMIT = 128
@@ -23,7 +24,7 @@ def demo(out: Path, train_seconds: float = 45.0, score: bool = True) -> None:
     """Everything kompete does, offline on the CPU, on the sample competitions."""
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    for name in ("sample-dogs", "sample-monet"):
+    for name in DEMO_COMPETITIONS:
         cfg = load_config(name, DEMO_EVAL.get(name, []) if score else [])
         zip_path = run_competition(cfg, out / name, train_seconds, score)
         click.echo(f"  {name}: {zip_path}")

@@ -98,7 +98,8 @@ def test_training_does_not_import_the_later_stages():
 
 
 @pytest.mark.parametrize("args", [["competitions"], ["config", "sample-dogs"], ["config", "--keys"],
-                                  ["--help"], ["train", "--help"], ["validate", "sample-dogs", "missing.zip"]])
+                                  ["--help"], ["train", "--help"], ["validate", "sample-dogs", "missing.zip"],
+                                  ["init", "x", "--images", ".", "--dry-run"]])
 def test_listing_and_config_commands_load_no_torch(args, tmp_path):
     code = ("import sys\nfrom kompete.cli import main\n"
             f"try:\n    main({args!r}, standalone_mode=False)\nexcept BaseException:\n    pass\n"

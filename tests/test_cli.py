@@ -17,7 +17,8 @@ def test_version_and_competitions_table():
     assert "generative-dog-images" in out and "7000-10000" in out and "9 h" in out
 
 
-def test_data_command_summarises_the_sample_then_hits_the_cache():
+def test_data_command_summarises_the_sample_then_hits_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("KOMPETE_CACHE_DIR", str(tmp_path))  # its own cache: test_data may have built this one
     first = invoke("data", "sample-dogs", "--quiet")
     assert first.exit_code == 0, first.output
     assert "classes       4" in first.output and "(built)" in first.output

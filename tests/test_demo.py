@@ -1,4 +1,4 @@
-"""`kompete demo`: the whole pipeline on both sample competitions, as the README's first command runs it."""
+"""`kompete demo`: the whole pipeline on every sample competition, as the README's first command runs it."""
 
 import json
 import zipfile
@@ -10,7 +10,8 @@ def test_demo_runs_every_stage_offline(tmp_path):
     out = tmp_path / "demo"
     res = run_kompete("demo", "--out", str(out), "--train-seconds", "5", "--no-score")
     assert res.returncode == 0, res.stderr
-    for name, n, suffix in (("sample-dogs", 10_000, ".png"), ("sample-monet", 256, ".jpg")):
+    for name, n, suffix in (("sample-dogs", 10_000, ".png"), ("sample-monet", 256, ".jpg"),
+                            ("sample-faces", 256, ".png")):
         run = out / name
         with zipfile.ZipFile(run / "images.zip") as zf:
             names = zf.namelist()

@@ -3,6 +3,6 @@
 from kompete.cli.main import main
 from kompete.cli import competition_commands, data_commands  # noqa: F401  (register subcommands)
 from kompete.cli import score_commands, train_commands, kernel_commands, ledger_commands  # noqa: F401
-from kompete.cli import campaign_commands  # noqa: F401
+from kompete.cli import campaign_commands, init_commands  # noqa: F401
 
 __all__ = ["main"]

@@ -62,8 +62,8 @@ def demo(out: Path, train_seconds: float, no_score: bool) -> None:
     """Run the whole pipeline offline on the sample competitions (CPU, a few minutes).
 
     \b
-    prepare -> train -> generate images.zip -> validate -> score -> kernel bundle, for sample-dogs
-    and sample-monet, without credentials or network.
+    prepare -> train -> generate images.zip -> validate -> score -> kernel bundle, for sample-dogs,
+    sample-monet and sample-faces (a conditional GAN on class folders), without credentials or network.
     """
     from kompete import pipeline
 

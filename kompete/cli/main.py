@@ -64,6 +64,7 @@ def main() -> None:
       kompete competitions            what is configured
       kompete data sample-dogs        make and load the offline sample
       kompete demo                    the whole pipeline, offline, on the CPU
+      kompete init NAME --images DIR  a competition YAML for a folder of images
     """
 
 

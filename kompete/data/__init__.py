@@ -1,8 +1,15 @@
-"""Data for both competition layouts: find it, prepare it once, cache it, hand it over as uint8 arrays."""
+"""Data for every competition layout: find it, prepare it once, cache it, hand it over as uint8 arrays.
+
+A layout registers once in LAYOUTS: the kind of data it gives (`generate`: one ImageSet, `translate`: a
+DomainPair of two domains) and its loader (imported only when it runs). Where its folders are is
+`locate.ROLES`.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from kompete import paths
 from kompete.config import Config
@@ -10,10 +17,43 @@ from kompete.data import locate
 from kompete.data.locate import download_hint
 from kompete.data.images import IMAGE_SUFFIXES, DataSummary, DomainPair, ImageSet, list_images
 from kompete.errors import DataError
+from kompete.registry import Registry
 
 
-__all__ = ["DataSummary", "DomainPair", "ImageSet", "load_domains", "prepare_images", "reference_files",
-           "resolve_data_dir"]
+__all__ = ["LAYOUTS", "DataSummary", "DomainPair", "ImageSet", "Layout", "load_domains", "prepare_images",
+           "reference_files", "resolve_data_dir"]
+
+
+@dataclass(frozen=True)
+class Layout:
+    task: str  # "generate": one ImageSet (prepare_images); "translate": a DomainPair (load_domains)
+    load: Callable[[Config, Path, bool], "ImageSet | DomainPair"]  # (cfg, data dir, progress)
+
+
+LAYOUTS: Registry[Layout] = Registry("layout")
+
+
+def _load_dogs(cfg: Config, root: Path, progress: bool) -> ImageSet:
+    from kompete.data.dogs import prepare_dogs
+
+    return prepare_dogs(cfg, root, progress)
+
+
+def _load_monet(cfg: Config, root: Path, progress: bool) -> DomainPair:
+    from kompete.data import monet
+
+    return monet.load_domains(cfg, root, progress)
+
+
+def _load_folder(cfg: Config, root: Path, progress: bool) -> ImageSet:
+    from kompete.data.folder import prepare_folder
+
+    return prepare_folder(cfg, root, progress)
+
+
+LAYOUTS.register("dogs")(Layout("generate", _load_dogs))
+LAYOUTS.register("monet")(Layout("translate", _load_monet))
+LAYOUTS.register("folder")(Layout("generate", _load_folder))
 
 
 def resolve_data_dir(cfg: Config, data_dir: str | Path | None = None) -> Path:
@@ -38,35 +78,53 @@ def resolve_data_dir(cfg: Config, data_dir: str | Path | None = None) -> Path:
                     hint=download_hint(cfg))
 
 
-def prepare_images(cfg: Config, data_dir: str | Path | None = None, progress: bool = True) -> ImageSet:
-    """Training images of a `generate` competition (dogs layout), cropped, resized and cached."""
-    if cfg.data.layout != "dogs":
-        raise DataError(f"{cfg.name} has the {cfg.data.layout} layout; use load_domains()")
-    from kompete.data.dogs import prepare_dogs
+def _layout(cfg: Config, task: str) -> Layout:
+    layout = LAYOUTS.get(cfg.data.layout, "data.layout")
+    if layout.task != task:
+        other = "load_domains()" if layout.task == "translate" else "prepare_images()"
+        raise DataError(f"{cfg.name} has the {cfg.data.layout} layout; use {other}")
+    return layout
 
-    return prepare_dogs(cfg, resolve_data_dir(cfg, data_dir), progress)
+
+def prepare_images(cfg: Config, data_dir: str | Path | None = None, progress: bool = True) -> ImageSet:
+    """Training images of a `generate` competition (dogs or folder layout), cropped, resized and cached."""
+    return _layout(cfg, "generate").load(cfg, resolve_data_dir(cfg, data_dir), progress)
 
 
 def load_domains(cfg: Config, data_dir: str | Path | None = None, progress: bool = True) -> DomainPair:
     """Photos (source) and paintings (target) of a `translate` competition (monet layout)."""
-    if cfg.data.layout != "monet":
-        raise DataError(f"{cfg.name} has the {cfg.data.layout} layout; use prepare_images()")
-    from kompete.data import monet
-
-    return monet.load_domains(cfg, resolve_data_dir(cfg, data_dir), progress)
+    return _layout(cfg, "translate").load(cfg, resolve_data_dir(cfg, data_dir), progress)
 
 
 def reference_files(cfg: Config, data_dir: str | Path | None = None) -> list[Path]:
-    """The image files of the metric's real set: every training image, or the target-domain paintings."""
+    """The image files of the metric's real set (`metric.reference`): every training image, the target-domain
+    paintings, or every image in a held-out folder (relative to the data dir, sub-folders included)."""
+    from kompete.data.folder import image_files, scan
+
     root = resolve_data_dir(cfg, data_dir)
-    if cfg.metric.reference == "train_images":
-        folder = locate.folder(cfg, root, "images" if cfg.data.layout == "dogs" else "source")
-    else:
+    ref, layout = cfg.metric.reference, cfg.data.layout
+    if ref == "train_images":
+        folder = locate.folder(cfg, root, locate.TRAIN_ROLE[layout])
+    elif ref == "target_images":
+        if "target" not in locate.ROLES[layout]:
+            raise DataError(f"'metric.reference' is target_images, but the {layout} layout has no target domain "
+                            "(only monet's paintings are one)", hint="use train_images or a folder of held-out images")
         folder = locate.folder(cfg, root, "target")
+    elif not ref.strip():
+        raise DataError("'metric.reference' is empty", hint="use train_images, target_images or a folder")
+    else:
+        folder = root / ref
+        if not folder.is_dir():
+            raise DataError(f"'metric.reference' is {ref!r}, but {folder} is not a folder",
+                            hint=f"a held-out reference folder is named relative to the data dir {root}")
+        files = image_files(folder)
+        if not files:
+            raise DataError(f"'metric.reference' is {ref!r}, but {folder} holds no images")
+        return files
     if not folder.is_dir():
         raise DataError(f"no reference images: {folder} does not exist",
                         hint=download_hint(cfg))
-    files = list_images(folder)[0]
+    files = scan(folder).files if layout == "folder" else list_images(folder)[0]
     if not files:
         raise DataError(f"no reference images in {folder}")
     return files
@@ -74,9 +132,9 @@ def reference_files(cfg: Config, data_dir: str | Path | None = None) -> list[Pat
 
 def summarise(cfg: Config, data_dir: str | Path | None = None, progress: bool = True) -> list[DataSummary]:
     """Load everything the competition trains on and return what was found (the `kompete data` report)."""
-    if cfg.data.layout == "dogs":
-        return [prepare_images(cfg, data_dir, progress).summary]
-    pair = load_domains(cfg, data_dir, progress)
-    return [pair.source.summary, pair.target.summary]
+    loaded = LAYOUTS.get(cfg.data.layout, "data.layout").load(cfg, resolve_data_dir(cfg, data_dir), progress)
+    if isinstance(loaded, DomainPair):
+        return [loaded.source.summary, loaded.target.summary]
+    return [loaded.summary]
 
 

@@ -16,6 +16,9 @@ from PIL import Image
 from tqdm import tqdm
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+# the folder layout reads what people collect images as, not only what Kaggle ships
+FOLDER_SUFFIXES = IMAGE_SUFFIXES | {".bmp", ".gif", ".tif", ".tiff", ".webp"}
+BACKGROUND = (255, 255, 255)  # what transparent pixels become
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -32,6 +35,7 @@ class DataSummary:
     image_size: int = 0
     skipped: Counter = field(default_factory=Counter)
     examples: dict[str, str] = field(default_factory=dict)
+    class_counts: dict[str, int] = field(default_factory=dict)  # images per class, where the layout names them
     cache_path: str = ""
     cache_hit: bool = False
     seconds: float = 0.0
@@ -46,6 +50,9 @@ class DataSummary:
                f"images        {self.n_images} at {self.image_size}x{self.image_size}"]
         if self.n_classes:
             out.append(f"classes       {self.n_classes}")
+        width = max((len(c) for c in self.class_counts), default=0)
+        for name, count in self.class_counts.items():
+            out.append(f"  {name:{width}}  {count}")
         for reason, count in sorted(self.skipped.items()):
             out.append(f"skipped       {count} {reason} (e.g. {self.examples[reason]})")
         out.append(f"cache         {self.cache_path} ({'hit' if self.cache_hit else 'built'})")
@@ -63,13 +70,35 @@ def list_images(folder: Path) -> tuple[list[Path], list[Path]]:
 
 
 def open_rgb(path: Path) -> Image.Image | None:
-    """The decoded RGB image, or None when the file is not a readable image (truncated, corrupt)."""
+    """The decoded RGB image, or None when the file is not a readable image (truncated, corrupt).
+
+    Any mode becomes RGB: grey is repeated into three channels, 16-bit grey is scaled to 8 bits, palette
+    and alpha images are laid over a white background (their hidden RGB is often black or noise).
+    """
     try:
         with Image.open(path) as img:
             img.load()
-            return img.convert("RGB")
+            return to_rgb(img)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         return None
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """A new RGB image from `img` in any mode (never `img` itself: the caller may close it)."""
+    if img.mode == "RGB":
+        return img.copy()
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if arr.max(initial=0) > 255 else 255.0
+        img = Image.fromarray(np.clip(arr * (255.0 / top), 0, 255).astype(np.uint8), "L")
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        out = Image.new("RGB", rgba.size, BACKGROUND)
+        out.paste(rgba, mask=rgba.getchannel("A"))
+        return out
+    return img.convert("RGB")
 
 
 def resize_square(img: Image.Image, size: int) -> Image.Image:
@@ -140,7 +169,8 @@ class ImageSet:
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         meta = {"n_files": self.summary.n_files, "skipped": dict(self.summary.skipped),
-                "examples": self.summary.examples, "image_size": self.summary.image_size}
+                "examples": self.summary.examples, "image_size": self.summary.image_size,
+                "class_counts": self.summary.class_counts}
         return {"images": self.images, "labels": self.labels, "classes": np.asarray(self.classes, dtype=str),
                 "names": np.asarray(self.names, dtype=str), "meta": np.asarray(json.dumps(meta))}
 
@@ -149,7 +179,8 @@ class ImageSet:
         meta = json.loads(str(arrays["meta"]))
         summary = DataSummary(n_files=meta["n_files"], n_images=len(arrays["images"]),
                               n_classes=len(arrays["classes"]), image_size=meta["image_size"],
-                              skipped=Counter(meta["skipped"]), examples=meta["examples"])
+                              skipped=Counter(meta["skipped"]), examples=meta["examples"],
+                              class_counts=meta.get("class_counts", {}))
         return cls(arrays["images"], arrays["labels"], [str(c) for c in arrays["classes"]], summary,
                    [str(n) for n in arrays["names"]])
 

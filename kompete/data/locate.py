@@ -5,6 +5,8 @@ read it (`all-dogs/all-dogs/`, `annotation/Annotation/`), or as the two zips (`a
 which are unpacked once into the cache (a scratch folder, never /kaggle/working, which counts as output).
 Names match case-insensitively; a folder counts only if it holds what its role needs (images directly inside,
 or per-breed sub-folders of files), so `monet_tfrec/` and an outer `all-dogs/` holding only `all-dogs/` are passed over.
+The folder layout has one role, `images`: a folder of images or of class sub-folders of images; its name `""`
+is the data dir itself.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Callable
 
 from kompete import paths
 from kompete.config import Config
-from kompete.data.images import IMAGE_SUFFIXES
+from kompete.data.images import FOLDER_SUFFIXES, IMAGE_SUFFIXES
 from kompete.errors import DataError
 
 MAX_DEPTH = 3  # root/name/name is the deepest copy seen; one more level for a zip's own top folder
@@ -42,13 +44,25 @@ class Found:
         return f"{self.layout} layout in {self.root}: {where or 'nothing found'}"
 
 
-def has_images(folder: Path) -> bool:
+def has_images(folder: Path, suffixes: set[str] = IMAGE_SUFFIXES) -> bool:
     """At least one image file directly inside (stops at the first: folders of 20,000 files are common)."""
     try:
         with os.scandir(folder) as it:
-            return any(e.is_file() and os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES for e in it)
+            return any(e.is_file() and os.path.splitext(e.name)[1].lower() in suffixes for e in it)
     except OSError:
         return False
+
+
+def has_images_or_classes(folder: Path) -> bool:
+    """Images directly inside, or a sub-folder holding images (a class folder): the folder layout's root."""
+    if has_images(folder, FOLDER_SUFFIXES):
+        return True
+    try:
+        with os.scandir(folder) as it:
+            subs = sorted(e.path for e in it if e.is_dir() and not e.name.startswith((".", "__")))
+    except OSError:
+        return False
+    return any(has_images(Path(sub), FOLDER_SUFFIXES) for sub in subs)
 
 
 def has_file_folders(folder: Path) -> bool:
@@ -121,8 +135,10 @@ def unzip_once(archive: Path) -> Path:
 
 
 def locate(root: Path, name: str, accept: Callable[[Path], bool]) -> tuple[Path, str] | None:
-    """(folder, "flat" | "nested" | "zip") for the role folder `name` under `root`, or None."""
+    """(folder, "flat" | "nested" | "zip") for the role folder `name` under `root` (`""`: root itself), or None."""
     root = Path(root)
+    if not name:
+        return (root, "flat") if accept(root) else None
     folder = find_folder(root, name, accept)
     if folder is not None:
         return folder, "flat" if folder.parent == root else "nested"
@@ -136,12 +152,19 @@ def locate(root: Path, name: str, accept: Callable[[Path], bool]) -> tuple[Path,
     return None
 
 
+# layout -> role -> (the DataConfig key naming its folder, what such a folder must hold)
+ROLES: dict[str, dict[str, tuple[str, Callable[[Path], bool]]]] = {
+    "dogs": {"images": ("images_dir", has_images), "annotations": ("annotations_dir", has_file_folders)},
+    "monet": {"source": ("source_dir", has_images), "target": ("target_dir", has_images)},
+    "folder": {"images": ("images_dir", has_images_or_classes)},
+}
+# the role whose folder holds the training images (metric.reference: train_images)
+TRAIN_ROLE = {"dogs": "images", "monet": "source", "folder": "images"}
+
+
 def roles(cfg: Config) -> dict[str, tuple[str, Callable[[Path], bool]]]:
     """role -> (configured folder name, what such a folder must hold)."""
-    d = cfg.data
-    if d.layout == "dogs":
-        return {"images": (d.images_dir, has_images), "annotations": (d.annotations_dir, has_file_folders)}
-    return {"source": (d.source_dir, has_images), "target": (d.target_dir, has_images)}
+    return {role: (getattr(cfg.data, key), accept) for role, (key, accept) in ROLES[cfg.data.layout].items()}
 
 
 def find(cfg: Config, root: str | Path) -> Found:
@@ -158,7 +181,7 @@ def find(cfg: Config, root: str | Path) -> Found:
 def folder(cfg: Config, root: str | Path, role: str) -> Path:
     """The folder for `role`, or where it would be in the flat layout (for the loaders' own error messages)."""
     name = roles(cfg)[role][0]
-    return find(cfg, root).folders.get(role, Path(root) / name)
+    return find(cfg, root).folders.get(role, Path(root) / name if name else Path(root))
 
 
 def competition_dir(inputs: Path, kaggle_dir: str) -> Path:
@@ -174,7 +197,7 @@ def require(cfg: Config, root: str | Path) -> Found:
     """`find`, raising DataError when a folder the loaders need is missing."""
     found = find(cfg, root)
     needed = [r for r in roles(cfg) if not (r == "annotations" and not cfg.data.use_boxes)]
-    missing = [roles(cfg)[r][0] for r in needed if r not in found.folders]
+    missing = [roles(cfg)[r][0] or "images or class folders of images" for r in needed if r not in found.folders]
     if missing:
         raise DataError(f"no {', '.join(missing)} in {root} (looked for folders or .zip files, any case, "
                         f"{MAX_DEPTH} levels deep)", hint=f"attach the {cfg.name} competition data, or pass --data-dir")

@@ -7,6 +7,9 @@ data. The same seed gives the same bytes; a sample is made once, at first use, i
   per image, with Pascal-VOC boxes in Annotation/<wnid>-<breed>/<image id>.
 - monet: unpaired "photos" (sharp, cool, clean scenes) and "paintings" (the same kind of scenes in a
   warm palette with brush strokes and soft edges).
+- faces: the folder layout with two classes, `masked/` and `unmasked/`: face-like blobs (skin-toned head,
+  eyes, hair) on plain backgrounds; a masked face has a light band across its lower half, an unmasked one
+  shows its nose and mouth. PNGs, for the conditional path of an FID-scored class competition.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ def ensure_sample(name: str, sample: SampleConfig) -> Path:
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{name}-"))
     try:
-        (write_sample_dogs if sample.kind == "dogs" else write_sample_monet)(tmp, sample)
+        WRITERS[sample.kind](tmp, sample)
         os.replace(tmp, root)  # another process may have won the race: then keep theirs
     except OSError:
         if not root.is_dir():
@@ -179,3 +182,58 @@ def _paint(img: Image.Image, rng: np.random.Generator) -> Image.Image:
         colour = tuple(int(np.clip(c + rng.normal(0, 18), 0, 255)) for c in src[y, x])
         draw.line((x, y, x + dx, y + dy), fill=colour, width=max(1, size // 64))
     return painted
+
+
+# --------------------------------------------------------------------------- faces
+
+FACE_CLASSES = ("masked", "unmasked")
+SKIN = [(241, 194, 160), (224, 172, 128), (198, 134, 96), (150, 100, 70), (96, 62, 42)]
+MASKS = [(235, 240, 245), (170, 210, 235), (120, 160, 200), (60, 60, 70)]
+
+
+def write_sample_faces(root: Path, sample: SampleConfig) -> None:
+    """`n_images` faces, alternately masked and unmasked, in one class folder each."""
+    rng = np.random.default_rng(sample.seed)
+    for name in FACE_CLASSES:
+        (root / name).mkdir(parents=True)
+    for i in range(sample.n_images):
+        name = FACE_CLASSES[i % 2]
+        _face(rng, sample.image_size, masked=name == "masked").save(root / name / f"{i:05d}.png")
+
+
+def _face(rng: np.random.Generator, size: int, masked: bool) -> Image.Image:
+    """A head (ellipse) with hair, eyes and, unmasked, a nose and mouth; masked, a band from nose to chin."""
+    base = rng.uniform(40, 215, 3)
+    t = np.linspace(0, 1, size)[:, None, None]
+    arr = base * (1 - 0.3 * t) + rng.normal(0, 4, (size, size, 3))
+    img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
+    draw = ImageDraw.Draw(img)
+    w, h = size * rng.uniform(0.48, 0.62), size * rng.uniform(0.62, 0.78)
+    cx, cy = size / 2 + rng.uniform(-0.08, 0.08) * size, size / 2 + rng.uniform(-0.05, 0.08) * size
+    x0, y0, x1, y1 = cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
+    skin = tuple(int(np.clip(c + rng.normal(0, 8), 0, 255)) for c in SKIN[int(rng.integers(len(SKIN)))])
+    hair = tuple(int(c) for c in rng.uniform([10, 5, 0], [120, 80, 50]))
+    draw.ellipse((x0 - w * 0.04, y0 - h * 0.06, x1 + w * 0.04, cy), fill=hair)  # hair, behind the top of the head
+    draw.ellipse((x0, y0, x1, y1), fill=skin)
+    eye_y, eye = y0 + h * 0.42, max(1.0, w * 0.06)
+    for ex in (cx - w * 0.2, cx + w * 0.2):
+        draw.ellipse((ex - eye * 1.6, eye_y - eye, ex + eye * 1.6, eye_y + eye), fill=(250, 250, 250))
+        draw.ellipse((ex - eye * 0.8, eye_y - eye * 0.8, ex + eye * 0.8, eye_y + eye * 0.8), fill=(30, 25, 20))
+    if masked:
+        colour = MASKS[int(rng.integers(len(MASKS)))]
+        top = y0 + h * 0.56
+        draw.rounded_rectangle((x0 + w * 0.02, top, x1 - w * 0.02, y0 + h * 0.9), radius=max(1, int(w * 0.12)),
+                               fill=colour)
+        for side in (x0, x1):  # the ear loops
+            draw.line((side, top + h * 0.04, side + (w * 0.08 if side == x0 else -w * 0.08), eye_y), fill=colour,
+                      width=max(1, size // 48))
+    else:
+        nose = tuple(int(c * 0.8) for c in skin)
+        draw.polygon([(cx, y0 + h * 0.5), (cx - w * 0.06, y0 + h * 0.64), (cx + w * 0.06, y0 + h * 0.64)], fill=nose)
+        mouth_y = y0 + h * 0.76
+        draw.arc((cx - w * 0.2, mouth_y - h * 0.06, cx + w * 0.2, mouth_y + h * 0.06), 20, 160,
+                 fill=(150, 40, 50), width=max(1, size // 32))
+    return img
+
+
+WRITERS = {"dogs": write_sample_dogs, "monet": write_sample_monet, "faces": write_sample_faces}
