@@ -16,6 +16,10 @@ def test_demo_runs_every_stage_offline(tmp_path):
         with zipfile.ZipFile(run / "images.zip") as zf:
             names = zf.namelist()
         assert len(names) == n and all(x.endswith(suffix) for x in names)
+        if name == "sample-faces":  # output.layout by_class: one folder per class, balanced
+            folders = [x.split("/")[0] for x in names]
+            assert all(x.count("/") == 1 for x in names)
+            assert {f: folders.count(f) for f in set(folders)} == {"masked": n // 2, "unmasked": n // 2}
         for picture in ("losses.png", "samples/final.png"):
             assert (run / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert list((run / "checkpoints").glob("*.pt"))

@@ -109,8 +109,11 @@ def score_path(cfg: Config, path: str | Path, data_dir: str | Path | None = None
         extractor = FeatureExtractor(model_fn(), cfg.metric.batch_size, dev)
         front = _Limited(extractor, limit)
         out = cfg.output
-        scan = scan_folder if target.is_dir() else scan_zip
-        report = scan(target, out.format, out.image_size, out.n_min, out.n_max, consumer=front.add)
+        if target.is_dir():
+            report = scan_folder(target, out.format, out.image_size, out.n_min, out.n_max, consumer=front.add)
+        else:
+            report = scan_zip(target, out.format, out.image_size, out.n_min, out.n_max, consumer=front.add,
+                              layout=out.layout)
         if report.problems:
             hint = None if target.is_dir() else f"`kompete validate {cfg.name} {target}` lists them"
             raise ArchiveError(report.message(), hint=hint)

@@ -137,6 +137,16 @@ def set_aside_later(run_dir: str | Path, step: int) -> Path | None:
     return aside
 
 
+def _looks_like_torch_save(path: Path) -> bool:
+    """torch.save writes a zip archive (a legacy one starts with a pickle protocol opcode, 0x80)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return False
+    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
+
+
 def unreadable_reason(path: Path, exc: BaseException) -> str:
     """Why torch could not load `path`, without torch's advice to retry with weights_only=False
     (that would run arbitrary code from a file that is damaged or not ours)."""
@@ -147,7 +157,9 @@ def unreadable_reason(path: Path, exc: BaseException) -> str:
     if size == 0:
         return "the file is empty (0 bytes; an interrupted copy or a full disk?)"
     text = str(exc).splitlines()[0] if str(exc).strip() else ""
-    if "weights_only" in str(exc) or "Unpickl" in type(exc).__name__:
+    if "weights_only" in str(exc) or "Unpickl" in type(exc).__name__ or not _looks_like_torch_save(path):
+        # bytes that are neither torch.save's zip nor a legacy pickle make the unpickler fail anyhow
+        # (IndexError, KeyError, ValueError...): the cause is the file, whatever the exception says
         return f"not a torch checkpoint, or damaged ({size} bytes)"
     if "zip archive" in text or "central directory" in text or isinstance(exc, (EOFError, RuntimeError)):
         return f"truncated or damaged ({size} bytes{': ' + text[:120] if text else ''})"
