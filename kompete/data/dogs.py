@@ -15,9 +15,9 @@ import numpy as np
 from PIL import Image
 
 from kompete.config import Config
-from kompete.data import cache, locate
-from kompete.data.images import (DataSummary, ImageSet, Timer, center_square, list_images, parallel_map,
-                                 resize_square, stack)
+from kompete.data import locate
+from kompete.data.images import (DataSummary, ImageSet, Timer, center_square, list_images, load_or_prepare,
+                                 parallel_map, resize_square, stack)
 from kompete.data.locate import download_hint
 from kompete.errors import DataError
 
@@ -59,18 +59,9 @@ def prepare_dogs(cfg: Config, root: Path, progress: bool = True) -> ImageSet:
             raise DataError(f"no images in {images_dir}", hint=download_hint(cfg))
         breeds = _breed_folders(annotations_dir) if annotations_dir.is_dir() else {}
         xmls = sorted(p for folder in breeds.values() for p in folder.iterdir()) if d.use_boxes else []
-        key = cache.inputs_key(files + xmls, {"layout": "dogs", **settings.__dict__})
-        path = cache.cache_file("dogs", key)
-        cached = cache.load(path)
-        if cached is None:
-            image_set = _prepare(files, others, breeds, settings, progress)
-            cache.save(path, image_set.to_arrays())
-        else:
-            image_set = ImageSet.from_arrays(cached)
-    image_set.summary.data_dir = str(root)
-    image_set.summary.cache_path = str(path)
-    image_set.summary.cache_hit = cached is not None
-    image_set.summary.seconds = timer.seconds
+        image_set = load_or_prepare("dogs", files + xmls, {"layout": "dogs", **settings.__dict__},
+                                    lambda: _prepare(files, others, breeds, settings, progress))
+    image_set.summary.data_dir, image_set.summary.seconds = str(root), timer.seconds
     if len(image_set.images) == 0:
         raise DataError(f"none of the {len(files)} images in {images_dir} gave a usable crop",
                         hint="check that the images open (are they all damaged?) and, with boxes, that the "

@@ -19,9 +19,9 @@ import numpy as np
 from PIL import Image
 
 from kompete.config import Config
-from kompete.data import cache, locate
-from kompete.data.images import (FOLDER_SUFFIXES, DataSummary, ImageSet, Timer, center_square, open_rgb,
-                                 parallel_map, resize_square, stack)
+from kompete.data import locate
+from kompete.data.images import (FOLDER_SUFFIXES, DataSummary, ImageSet, Timer, center_square, load_or_prepare,
+                                 open_rgb, parallel_map, resize_square, stack)
 from kompete.data.locate import download_hint
 from kompete.errors import DataError
 
@@ -118,16 +118,9 @@ def prepare_folder(cfg: Config, root: Path, progress: bool = True) -> ImageSet:
         seed = cfg.train.seed if d.crop == "random" else 0
         settings = {"layout": "folder", "size": d.image_size, "crop": d.crop, "seed": seed,
                     "classes": found.classes, "labels": found.labels}
-        key = cache.inputs_key(found.files, settings)
-        path = cache.cache_file("folder", key)
-        cached = cache.load(path)
-        if cached is None:
-            image_set = _prepare(found, d.image_size, d.crop, seed, progress)
-            cache.save(path, image_set.to_arrays())
-        else:
-            image_set = ImageSet.from_arrays(cached)
-    s = image_set.summary
-    s.data_dir, s.cache_path, s.cache_hit, s.seconds = str(images_dir), str(path), cached is not None, timer.seconds
+        image_set = load_or_prepare("folder", found.files, settings,
+                                    lambda: _prepare(found, d.image_size, d.crop, seed, progress))
+    image_set.summary.data_dir, image_set.summary.seconds = str(images_dir), timer.seconds
     if len(image_set) == 0:
         raise DataError(f"none of the {len(found.files)} images in {where} could be read")
     return image_set

@@ -195,3 +195,19 @@ class DomainPair:
     @property
     def source_names(self) -> list[str]:
         return self.source.names
+
+
+def load_or_prepare(kind: str, files: list[Path], settings: dict, prepare: Callable[[], ImageSet]) -> ImageSet:
+    """The prepared set from the cache (keyed by the files and the settings), or `prepare()`d and cached;
+    its summary says which, and where the cache file is."""
+    from kompete.data import cache
+
+    path = cache.cache_file(kind, cache.inputs_key(files, settings))
+    cached = cache.load(path)
+    if cached is None:
+        image_set = prepare()
+        cache.save(path, image_set.to_arrays())
+    else:
+        image_set = ImageSet.from_arrays(cached)
+    image_set.summary.cache_path, image_set.summary.cache_hit = str(path), cached is not None
+    return image_set

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from kompete.config import Config
-from kompete.data import cache, locate
-from kompete.data.images import (DataSummary, DomainPair, ImageSet, Timer, center_square, list_images, open_rgb,
-                                 parallel_map, resize_square, stack)
+from kompete.data import locate
+from kompete.data.images import (DataSummary, DomainPair, ImageSet, Timer, center_square, list_images, load_or_prepare,
+                                 open_rgb, parallel_map, resize_square, stack)
 from kompete.data.locate import download_hint
 from kompete.errors import DataError
 
@@ -35,16 +35,9 @@ def load_domain(cfg: Config, folder: Path, progress: bool = True) -> ImageSet:
         files, others = list_images(folder)
         if not files:
             raise DataError(f"no images in {folder}", hint=download_hint(cfg))
-        key = cache.inputs_key(files, {"layout": "monet", "size": size})
-        path = cache.cache_file(f"monet-{folder.name}", key)
-        cached = cache.load(path)
-        if cached is None:
-            image_set = _decode_all(files, others, size, progress, folder.name)
-            cache.save(path, image_set.to_arrays())
-        else:
-            image_set = ImageSet.from_arrays(cached)
-    s = image_set.summary
-    s.data_dir, s.cache_path, s.cache_hit, s.seconds = str(folder), str(path), cached is not None, timer.seconds
+        image_set = load_or_prepare(f"monet-{folder.name}", files, {"layout": "monet", "size": size},
+                                    lambda: _decode_all(files, others, size, progress, folder.name))
+    image_set.summary.data_dir, image_set.summary.seconds = str(folder), timer.seconds
     if len(image_set) == 0:
         raise DataError(f"none of the {len(files)} images in {folder} could be read")
     return image_set
