@@ -117,7 +117,7 @@ def test_four_variants_error_running_rejected_and_good(fake_kaggle, tmp_path, mo
     from kompete.metrics.features import build_inception
 
     model = build_inception(seed=0)  # a seeded random Inception: no weights are read
-    monkeypatch.setattr(score_mod, "load_inception", lambda source, device: model)
+    monkeypatch.setattr(score_mod, "load_inception", lambda source, device, **_: model)
     collected = kompete("campaign", "collect", "c1", "--score-from", "local")
     assert collected.exit_code == 0, collected.output
     with Ledger() as ledger:
