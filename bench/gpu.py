@@ -443,7 +443,7 @@ def part_mifid(suite: Suite) -> dict:
     sync()
     floor_s = (time.perf_counter() - t) * n_gen / len(pixels)
     kw = dict(data_dir=root / "data", weights=weights, device=dev)
-    with mock.patch.object(score_mod, "load_inception", lambda source, device: net):
+    with mock.patch.object(score_mod, "load_inception", lambda source, device, **_: net):
         t = time.perf_counter()
         cold = score_mod.score_path(cfg, root / "images.zip", rebuild_reference=True, **kw)
         cold_s = time.perf_counter() - t

@@ -222,9 +222,10 @@ def plot(results: dict[str, list[RunResult]], out: Path) -> None:
     from PIL import Image
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for name, runs in results.items():
+    colours = plt.get_cmap("tab20")
+    for k, (name, runs) in enumerate(results.items()):  # one colour per recipe, each seed a line of it
         for i, r in enumerate(x for x in runs if x.points):
-            kw = {"label": name} if i == 0 else {}
+            kw = {"label": name, "color": colours(k % 20)} if i == 0 else {"color": colours(k % 20)}
             axes[0].plot([p.minutes for p in r.points], [p.fid for p in r.points], "o-", **kw)
             axes[1].plot([p.step for p in r.points], [p.fid for p in r.points], "o-", **kw)
     for ax, xl in zip(axes, ("training minutes", "steps")):

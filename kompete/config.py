@@ -87,12 +87,19 @@ class LimitsConfig:
 
 @dataclass(frozen=True)
 class MetricConfig:
-    name: Literal["mifid"] = opt("mifid", "the leaderboard metric")
+    name: Literal["mifid", "fid"] = opt(
+        "mifid", "the leaderboard metric: mifid (Kaggle's: FID / thresholded memorization distance) or fid "
+                 "(plain FID; the memorization distance is still reported)")
     eps: float = opt(0.1, "memorization threshold: distances below it count as copying", gt=0, le=1)
+    preprocess: Literal["tf", "pytorch-fid"] = opt(
+        "tf", "Inception input path: tf (Kaggle's TF graph: 0-255, TF1 bilinear to 299 without half-pixel "
+              "centres, (x-128)/128) or pytorch-fid (half-pixel bilinear, 2x-1; comparable with papers)")
     reference: str = opt("train_images", "real set: train_images (every training image), target_images (monet: the "
                                          "paintings), or a folder of held-out images, relative to the data dir")
     reference_size: int = opt(64, "side the reference images are resized to before Inception", ge=8)
-    resize: Literal["antialias", "bilinear"] = opt("antialias", "resize used on reference images")
+    resize: Literal["antialias", "tf-bilinear"] = opt(
+        "antialias", "how reference images are brought to reference_size: antialias (PIL Lanczos, Kaggle's "
+                     "demo kernel) or tf-bilinear (TF1 bilinear, aliased, Kaggle's released scorer)")
     min_images: int = opt(2048, "below this many images the score is not comparable to Kaggle's", ge=2)
     reference_limit: int = opt(0, "use only the first N reference images, by name (0: all); faster, not Kaggle's", ge=0)
     batch_size: int = opt(50, "images per Inception forward pass", ge=1)

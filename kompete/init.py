@@ -128,7 +128,7 @@ def accepted_metrics() -> tuple[str, ...]:
 
 
 def init_competition(name: str, images: str | Path, image_size: int = 64, count: int = 10000,
-                     fmt: str = "png", metric: str = "mifid", out: str | Path = "competitions",
+                     fmt: str = "png", metric: str = "fid", out: str | Path = "competitions",
                      dry_run: bool = False, force: bool = False) -> InitResult:
     """Write `out/<name>.yaml` for the folder layout over `images`, validated; refuses to overwrite unless forced."""
     if not NAME.match(name):
@@ -213,6 +213,7 @@ limits:
 
 metric:
   name: {metric}{eps}
+  preprocess: {"pytorch-fid              # as pytorch-fid's FID, which in-class FID competitions use" if metric == "fid" else "tf                       # Kaggle's TF graph input path (docs/scoring.md)"}
   reference: train_images    # or a folder of held-out images, relative to local_dir
   reference_size: {image_size}
   min_images: {min_images}

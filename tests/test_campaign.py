@@ -117,7 +117,7 @@ def test_four_variants_error_running_rejected_and_good(fake_kaggle, tmp_path, mo
     from kompete.metrics.features import build_inception
 
     model = build_inception(seed=0)  # a seeded random Inception: no weights are read
-    monkeypatch.setattr(score_mod, "load_inception", lambda source, device: model)
+    monkeypatch.setattr(score_mod, "load_inception", lambda source, device, **_: model)
     collected = kompete("campaign", "collect", "c1", "--score-from", "local")
     assert collected.exit_code == 0, collected.output
     with Ledger() as ledger:
@@ -129,6 +129,7 @@ def test_four_variants_error_running_rejected_and_good(fake_kaggle, tmp_path, mo
     assert ks["4"]["collected"] == "ok" and ks["4"]["score_source"] == "local" and ks["4"]["steps"] == 20
     good = runs[f"alice/{slug('c1', '4')}"]
     assert good["mifid"] is not None and good["images_per_s"] == 200 and good["kernel_version"] == 7
+    assert (good["metric"], good["preprocess"], good["resize"]) == ("mifid", "tf", "antialias")
     assert runs[f"alice/{slug('c1', '3')}"]["mifid"] is None
     out = tmp_path / "c1" / "output" / "4"
     assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["images.zip", f"{slug('c1', '4')}.log",

@@ -58,7 +58,8 @@ def test_init_writes_a_commented_yaml_that_loads_and_is_listed(images, tmp_path,
     assert Path(cfg.data.local_dir).resolve() == images.resolve()
     assert cfg.train.model == "dcgan_cond" and cfg.data.image_size == cfg.output.image_size == 16
     assert cfg.output.n_min == cfg.output.n_max == cfg.generate.n_images == 20
-    assert cfg.metric.name == "mifid" and cfg.metric.reference == "train_images"
+    assert cfg.metric.name == "fid" and cfg.metric.preprocess == "pytorch-fid"  # an in-class FID competition
+    assert cfg.metric.reference == "train_images"
     assert "kompete competitions lists it" in result.output
     listed = invoke("competitions")
     assert listed.exit_code == 0 and "masked-faces" in listed.output
@@ -105,8 +106,11 @@ def test_a_flat_folder_gives_an_unconditional_model(tmp_path):
 
 
 @pytest.mark.usefixtures("one_thread")
-def test_an_initialised_competition_prepares_and_trains(images, tmp_path):
+@pytest.mark.parametrize("layout", ["flat", "by_class"])
+def test_an_initialised_competition_trains_generates_validates_and_scores(images, tmp_path, layout):
+    from kompete.archive import validate_zip
     from kompete.generate import generate_zip
+    from kompete.metrics.score import score_path
     from kompete.train.budget import make_budget
     from kompete.train.run import train_run
 
@@ -117,10 +121,21 @@ def test_an_initialised_competition_prepares_and_trains(images, tmp_path):
     assert "  masked    5" in prepared.output and "  unmasked  5" in prepared.output
     assert "1 unreadable images (e.g. corrupt.png)" in prepared.output
     cfg = load_config(str(out / "faces.yaml"), ["train.g_channels=8", "train.d_channels=8", "gan.z_dim=16",
-                                               "train.batch_size=4", "train.log_every=2", "generate.batch_size=12"])
+                                               "train.batch_size=4", "train.log_every=2", "generate.batch_size=12",
+                                               f"output.layout={layout}", "metric.min_images=2"])
     run = tmp_path / "run"
     result = train_run(cfg, run, make_budget(cfg, 120), fresh=True, max_steps=2, device="cpu", progress=False)
     assert result is not None and result.steps == 2
     zip_path = generate_zip(run, run / "images.zip")
     with zipfile.ZipFile(zip_path) as zf:
-        assert len(zf.namelist()) == 12
+        names = [n for n in zf.namelist() if not n.endswith("/")]
+    assert len(names) == 12
+    if layout == "by_class":  # balanced over the two class folders
+        assert sorted(n.split("/")[0] for n in names) == ["masked"] * 6 + ["unmasked"] * 6
+    else:
+        assert all("/" not in n for n in names)
+    report = validate_zip(cfg, zip_path)
+    assert report.ok, report.message()
+    score = score_path(cfg, zip_path)  # the real FID Inception weights, offline
+    assert score.metric == "fid" and score.preprocess == "pytorch-fid" and score.n_images == 12
+    assert score.score == score.fid and score.fid > 0 and score.memorization_distance >= 0  # distance still reported

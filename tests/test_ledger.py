@@ -45,8 +45,9 @@ def test_opening_an_older_schema_migrates_it_and_keeps_its_rows(tmp_path):
     conn.close()
 
     with Ledger(path) as ledger:
-        assert ledger.version == SCHEMA_VERSION == 3
+        assert ledger.version == SCHEMA_VERSION == 4
         assert ledger.runs(COMP)[0]["mifid"] == 51.5 and ledger.runs(COMP)[0]["images_per_s"] is None
+        assert ledger.runs(COMP)[0]["preprocess"] is None and ledger.runs(COMP)[0]["resize"] is None
         assert ledger.submissions(COMP)[0]["public_score"] == 55.0
         assert ledger.record_snapshot(COMP, [LeaderboardRow(1, 1, "x", 40.0, None)]) is not None
         assert ledger.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -185,6 +185,7 @@ def test_score_cli_scores_with_real_weights_and_reuses_the_reference(tmp_path):
         assert key in out
     assert (out["n_images"], out["n_reference"], out["reference_cache_hit"]) == (6, 8, False)
     assert out["weights"]["fid_inception"] and not out["comparable"]
+    assert (out["metric"], out["preprocess"], out["resize"], out["score"]) == ("mifid", "tf", "antialias", out["mifid"])
     assert out["fid"] > 0 and out["mifid"] == pytest.approx(out["fid"] / (out["thresholded_distance"] + 1e-15))
     second = json.loads(run_kompete(*args).stdout)
     assert second["reference_cache_hit"] and second["fid"] == pytest.approx(out["fid"], rel=1e-6)
@@ -212,14 +213,16 @@ def test_score_cli_records_only_comparable_scores_in_the_ledger(tmp_path, monkey
         w.add_batch(_images(3, 16))
     result = score_mod.ScoreResult(fid=40.0, memorization_distance=0.3, thresholded_distance=1.0, mifid=40.0,
                                    eps=0.1, n_images=3, n_reference=5, comparable=comparable,
-                                   source=str(zip_path))
+                                   source=str(zip_path), preprocess="pytorch-fid", resize="tf-bilinear")
     monkeypatch.setattr(score_mod, "score_path", lambda *a, **k: result)  # Inception is tested above
     out = CliRunner().invoke(main, ["score", "sample-monet", str(zip_path)], catch_exceptions=False)
     assert out.exit_code == 0, out.output
+    assert "preprocessing          pytorch-fid (metric.preprocess), reference resize tf-bilinear" in out.output
     with Ledger(isolated_ledger) as ledger:
         runs = ledger.runs("sample-monet")
     if comparable:
         assert [(r["mifid"], r["fid"], r["n_images"]) for r in runs] == [(40.0, 40.0, 3)]
+        assert (runs[0]["metric"], runs[0]["preprocess"], runs[0]["resize"]) == ("mifid", "pytorch-fid", "tf-bilinear")
         assert runs[0]["zip_path"] == str(zip_path.resolve())
     else:
         assert runs == []

@@ -18,8 +18,8 @@ from kompete.cli.main import main
 @click.option("--count", type=click.IntRange(min=1), default=10000,
               help="Images a submission holds (output.n_min = n_max = generate.n_images).")
 @click.option("--format", "fmt", type=click.Choice(["png", "jpg"]), default="png", help="Image format in the zip.")
-@click.option("--metric", type=click.Choice(["fid", "mifid"]), default="mifid",
-              help="The leaderboard metric (fid: plain FID, where this kompete scores it).")
+@click.option("--metric", type=click.Choice(["fid", "mifid"]), default="fid", show_default=True,
+              help="The leaderboard metric: fid (plain FID, pytorch-fid's input path) or mifid (Kaggle's).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("competitions"),
               help="Folder the YAML is written into.")
 @click.option("--dry-run", is_flag=True, help="Print the YAML instead of writing it.")

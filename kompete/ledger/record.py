@@ -41,8 +41,12 @@ def record_score(ledger: Ledger, competition: str, *, zip_path: str | Path | Non
                  n_images: int | None = None, images_per_s: float | None = None,
                  config: dict[str, Any] | None = None, config_hash: str | None = None,
                  kernel_ref: str | None = None, kernel_version: int | None = None,
-                 run_dir: str | Path | None = None, started_at: Any = None, ended_at: Any = None) -> int:
+                 run_dir: str | Path | None = None, started_at: Any = None, ended_at: Any = None,
+                 metric: str | None = None, preprocess: str | None = None, resize: str | None = None) -> int:
     """Record local scores of a zip (and the run behind it). Scoring the same zip again updates the row.
+
+    `metric`, `preprocess` and `resize` name what the scores were computed with (`metric.name`,
+    `metric.preprocess`, `metric.resize`); give them with every score.
 
     A zip already recorded under a kernel version (by `kompete kernel output`, say) keeps that run, so
     its later submission of the same version links to these scores.
@@ -63,7 +67,7 @@ def record_score(ledger: Ledger, competition: str, *, zip_path: str | Path | Non
         config=config, config_hash=config_hash, git_commit=kompete_commit(),
         kernel_ref=kernel_ref, kernel_version=kernel_version, run_dir=str(run_dir) if run_dir else None,
         started_at=started_at, ended_at=ended_at, fid=fid, mifid=mifid, memorization=memorization,
-        n_images=n_images, images_per_s=images_per_s,
+        n_images=n_images, images_per_s=images_per_s, metric=metric, preprocess=preprocess, resize=resize,
         zip_path=str(Path(zip_path).resolve()) if zip_path else None, zip_sha256=sha)
 
 

@@ -143,12 +143,20 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX campaign_kernels_by_ref ON campaign_kernels (kernel_ref, version);
     """,
+    # 4: what a local score was computed with (scores made differently are not comparable): metric.name
+    # (mifid, fid), metric.preprocess (the Inception input path: tf, pytorch-fid), metric.resize (the
+    # reference resize: antialias, tf-bilinear).
+    """
+    ALTER TABLE runs ADD COLUMN metric TEXT;
+    ALTER TABLE runs ADD COLUMN preprocess TEXT;
+    ALTER TABLE runs ADD COLUMN resize TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 RUN_FIELDS = ("kernel_ref", "kernel_version", "run_dir", "config_json", "config_hash", "git_commit",
               "started_at", "ended_at", "fid", "mifid", "memorization", "n_images", "zip_path",
-              "zip_sha256", "images_per_s")
+              "zip_sha256", "images_per_s", "metric", "preprocess", "resize")
 SUBMISSION_FIELDS = ("date", "description", "file_name", "status", "public_score", "private_score",
                      "error_description", "team_name", "kernel_ref", "kernel_version", "run_id")
 STATUSES = ("PENDING", "COMPLETE", "ERROR")

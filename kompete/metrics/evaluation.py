@@ -3,8 +3,10 @@ best checkpoint, raises a memorization alarm and draws mifid.png.
 
 Each evaluation generates `eval.n_images` with the inference generator (EMA when there is one; translation:
 the first photos, fixed), resizes them to the submission size as `kompete generate` does, extracts
-Inception pool3 features on the training device in fp32, and computes FID, the memorization distance and
-MiFID against the competition's reference statistics (loaded once, from the cache `kompete score` builds).
+Inception pool3 features on the training device in fp32 with the same input path as `kompete score`
+(`metric.preprocess`), and computes FID, the memorization distance and the score (MiFID, or FID when
+`metric.name` is fid) against the competition's reference statistics (loaded once, from the cache `kompete
+score` builds).
 These are N-image figures: biased upward against a 10,000-image score, comparable with each other.
 
 It never stops training: without weights it disables itself with one warning, a failing evaluation logs
@@ -60,12 +62,12 @@ def inception_scorer(cfg: Config, device: Any, data_dir: str | None = None, prog
     from kompete.generate import generate_batches
     from kompete.metrics.features import FeatureExtractor, load_inception
     from kompete.metrics.fid import RankDeficientWarning, frechet_distance_to
-    from kompete.metrics.mifid import memorization_distance, mifid_from_parts
+    from kompete.metrics.mifid import memorization_distance, score_from_parts
     from kompete.metrics.reference import load_reference
     from kompete.metrics.weights import find_weights
 
     source = find_weights(None)
-    model = load_inception(source, device)
+    model = load_inception(source, device, preprocess=cfg.metric.preprocess)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RankDeficientWarning)
         ref = load_reference(cfg, source.describe()["sha256"], lambda: model, data_dir,
@@ -82,7 +84,7 @@ def inception_scorer(cfg: Config, device: Any, data_dir: str | None = None, prog
             warnings.simplefilter("ignore", RankDeficientWarning)
             fid = frechet_distance_to(feats, ref.mu, ref.sigma)
         distance = memorization_distance(feats, ref.features, device=torch.device(device), normalized=True)
-        result = mifid_from_parts(fid, distance, cfg.metric.eps)
+        result = score_from_parts(cfg.metric.name, fid, distance, cfg.metric.eps)
         return result.fid, result.memorization_distance, result.mifid
 
     return score
@@ -179,6 +181,8 @@ class TrainingEvaluation(Callback):
 
     def _alarm(self, ev: Evaluation) -> None:
         eps = self.cfg.metric.eps
+        if self.cfg.metric.name == "fid":  # plain FID has no memorization term: nothing to warn about
+            return
         if not self.alarmed and ev.distance < self.cfg.eval.alarm_factor * eps:
             self.alarmed = True
             self.echo(f"warning: memorization alarm at step {ev.step}: distance {ev.distance:.4f} is below "
@@ -186,7 +190,8 @@ class TrainingEvaluation(Callback):
                       f"memorizers, and a checkpoint below eps is never kept as best")
 
     def _keep_if_best(self, trainer: "Trainer", ev: Evaluation) -> bool:
-        if not self.cfg.eval.keep_best or not math.isfinite(ev.mifid) or ev.distance < self.cfg.metric.eps:
+        memorized = self.cfg.metric.name == "mifid" and ev.distance < self.cfg.metric.eps
+        if not self.cfg.eval.keep_best or not math.isfinite(ev.mifid) or memorized:
             return False
         if self.best is not None and ev.mifid >= self.best.mifid:
             return False

@@ -1,8 +1,10 @@
-"""Inception pool3 features, exactly as pytorch-fid computes them, but batched from uint8 arrays.
+"""Inception pool3 features, batched from uint8 arrays, with Kaggle's or pytorch-fid's input path.
 
-pytorch-fid's `InceptionV3([3])` in eval mode and fp32: images scaled to [0, 1], resized to 299 with
-bilinear interpolation inside the model, scaled to [-1, 1]. On CUDA, TF32 is switched off while it
-runs (convolutions would otherwise round to 10-bit mantissas and the metric would drift).
+pytorch-fid's `InceptionV3([3])` in eval mode and fp32, fed images scaled to [0, 1]. `preprocess="pytorch-fid"`:
+the model resizes to 299 (half-pixel bilinear) and scales to [-1, 1], as pytorch-fid does; `preprocess="tf"`:
+the model is built with both off and wrapped in `preprocess.TFInput` (Kaggle's TF graph: TF1 bilinear to 299,
+(x - 128) / 128), on the same device. On CUDA, TF32 is switched off while it runs (convolutions would
+otherwise round to 10-bit mantissas and the metric would drift).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from torch import nn
 
 from kompete.metrics.device import exact_float32
 from kompete.metrics.inception import build_fid_inception, load_fid_weights
+from kompete.metrics.preprocess import PREPROCESS, TFInput
 from kompete.metrics.weights import WeightsSource, load_state_dict
 
 
@@ -38,12 +41,18 @@ def _bare_fid_inception() -> nn.Module:
 
 def build_inception(state_dict: dict[str, torch.Tensor] | None = None, seed: int | None = None,
                     device: str | torch.device = "cpu", resize_input: bool = True,
-                    normalize_input: bool = True) -> nn.Module:
+                    normalize_input: bool = True, preprocess: str = "pytorch-fid") -> nn.Module:
     """pytorch-fid `InceptionV3([3])`, eval mode, with the given Inception3 state dict.
 
     Without a state dict the weights are PyTorch's default initialisation under `seed`: the same
-    architecture for tests, never for scores.
+    architecture for tests, never for scores. `preprocess="tf"` builds it with resize_input and
+    normalize_input off and puts Kaggle's TF input path in front (the flags then do nothing).
     """
+    if preprocess not in PREPROCESS:
+        raise ValueError(f"preprocess must be one of {PREPROCESS}, got {preprocess!r}")
+    if preprocess == "tf":
+        inner = build_inception(state_dict, seed, device, resize_input=False, normalize_input=False)
+        return TFInput(inner).eval().to(device)
     try:
         from pytorch_fid.inception import InceptionV3
     except ImportError:  # Kaggle's image has no pytorch-fid: kompete's copy of the same graph
@@ -58,12 +67,13 @@ def build_inception(state_dict: dict[str, torch.Tensor] | None = None, seed: int
     return model.eval().to(device)
 
 
-def load_inception(source: WeightsSource, device: str | torch.device = "cpu") -> nn.Module:
-    return build_inception(load_state_dict(source), device=device)
+def load_inception(source: WeightsSource, device: str | torch.device = "cpu", *, preprocess: str) -> nn.Module:
+    """The FID Inception with `source`'s weights and the given input path (`metric.preprocess`)."""
+    return build_inception(load_state_dict(source), device=device, preprocess=preprocess)
 
 
 class FeatureExtractor:
-    """Feed uint8 [B, H, W, 3] batches of any size; features stay on the device until `result()`.
+    """Feed uint8 (or float32 0-255) [B, H, W, 3] batches of any size; features stay on the device until `result()`.
 
     Batches are regrouped to `batch_size` so decoding (which hands over whatever it has) and the
     network (which wants a steady batch) are decoupled. No host sync per batch: on a GPU the CPU goes
@@ -91,7 +101,7 @@ class FeatureExtractor:
     def _run(self, batch: np.ndarray) -> None:
         with exact_float32(self.device):
             x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device, non_blocking=True)
-            x = x.permute(0, 3, 1, 2).float().div_(255.0)
+            x = x.permute(0, 3, 1, 2).float().div(255.0)  # not in place: a float32 batch shares the caller's memory
             if self.device.type == "cuda":
                 x = x.contiguous(memory_format=torch.channels_last)
             self._out.append(self.model(x)[0].flatten(1))

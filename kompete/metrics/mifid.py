@@ -78,6 +78,16 @@ def mifid_from_parts(fid: float, distance: float, eps: float = 0.1) -> MifidResu
                        mifid=fid / (d_thr + FID_EPSILON), eps=eps)
 
 
+def score_from_parts(metric: str, fid: float, distance: float, eps: float = 0.1) -> MifidResult:
+    """The leaderboard number of `metric.name`: `mifid` as above; `fid` has no memorization term (the
+    thresholded distance is 1, so the score is FID) while the distance is still reported."""
+    if metric == "fid":
+        return MifidResult(fid=fid, memorization_distance=distance, thresholded_distance=1.0, mifid=fid, eps=eps)
+    if metric != "mifid":
+        raise ValueError(f"metric must be 'mifid' or 'fid', got {metric!r}")
+    return mifid_from_parts(fid, distance, eps)
+
+
 def mifid(gen_features: np.ndarray, ref_features: np.ndarray, eps: float = 0.1,
           device: str | torch.device | None = None) -> MifidResult:
     """MiFID of generated features against reference (training) features, Kaggle's way."""

@@ -1,8 +1,8 @@
 """The real set's Inception statistics and normalised features, computed once and cached on disk.
 
 The cache key covers everything that shapes the numbers (clean-fid's lesson): every reference file's
-name, size and modification time, the weights file's sha256, the resize mode and size, and the subset
-limit. Entries live in the user cache (never in the package) and are written atomically.
+name, size and modification time, the weights file's sha256, the Inception input path (`metric.preprocess`),
+the resize mode and size, and the subset limit. Entries live in the user cache (never in the package) and are written atomically.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from kompete.data.images import Timer, open_rgb, parallel_map
 from kompete.errors import DataError
 from kompete.metrics.fid import statistics
 from kompete.metrics.mifid import normalize_rows
+from kompete.metrics.preprocess import tf1_resize_bilinear_np
 
-FORMAT_VERSION = 1
-RESAMPLE = {"antialias": Image.LANCZOS, "bilinear": Image.BILINEAR}
+FORMAT_VERSION = 2
 
 
 @dataclass
@@ -37,20 +37,25 @@ class Reference:
 
 
 def decode_reference(job: tuple[Path, int, str]) -> np.ndarray | None:
-    """Whole image resized straight to size x size (Kaggle's demo: no crop, anti-aliased)."""
+    """Whole image resized straight to size x size, no crop: `antialias` as Kaggle's demo kernel (PIL
+    Lanczos, uint8), `tf-bilinear` as its released scorer (TF1 ResizeBilinear, aliased; float32 0-255,
+    not rounded)."""
     path, size, resize = job
     img = open_rgb(path)
     if img is None:
         return None
-    if img.size != (size, size):
-        img = img.resize((size, size), RESAMPLE[resize])
-    return np.asarray(img)
+    if img.size == (size, size):
+        return np.asarray(img)
+    if resize == "tf-bilinear":
+        return tf1_resize_bilinear_np(np.asarray(img), size)
+    return np.asarray(img.resize((size, size), Image.LANCZOS))
 
 
 def reference_key(files: list[Path], cfg: Config, weights_sha256: str, limit: int) -> str:
     m = cfg.metric
     return cache.inputs_key(files, {"kind": "reference", "v": FORMAT_VERSION, "weights": weights_sha256,
                                     "size": m.reference_size, "resize": m.resize, "limit": limit,
+                                    "preprocess": m.preprocess,
                                     "reference": m.reference})
 
 

@@ -1,4 +1,7 @@
-"""Score a submission locally the way Kaggle's public leaderboard does: validate, extract, MiFID."""
+"""Score a submission locally the way Kaggle's public leaderboard does: validate, extract, MiFID (or FID).
+
+The report names the metric, the Inception input path (`metric.preprocess`) and the reference resize
+(`metric.resize`): scores made with different settings are not comparable with each other."""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from kompete.errors import ArchiveError
 from kompete.metrics.device import default_device
 from kompete.metrics.features import FeatureExtractor, load_inception
 from kompete.metrics.fid import RankDeficientWarning, frechet_distance_to
-from kompete.metrics.mifid import memorization_distance, mifid_from_parts
+from kompete.metrics.mifid import memorization_distance, score_from_parts
 from kompete.metrics.reference import load_reference
 from kompete.metrics.weights import find_weights
 
@@ -39,16 +42,30 @@ class ScoreResult:
     seconds: dict[str, float] = field(default_factory=dict)
     source: str = ""
     device: str = ""
+    metric: str = "mifid"          # metric.name: the score is `mifid`, or FID for "fid"
+    preprocess: str = "tf"         # metric.preprocess: the Inception input path
+    resize: str = "antialias"      # metric.resize: how the reference images were brought to size
+
+    @property
+    def score(self) -> float:
+        """The leaderboard number: MiFID, or FID when the competition scores plain FID."""
+        return self.fid if self.metric == "fid" else self.mifid
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "score": self.score}
 
     def lines(self) -> list[str]:
         w = self.weights
-        out = [f"FID                    {self.fid:.4f}",
-               f"memorization distance  {self.memorization_distance:.4f}",
-               f"thresholded (eps {self.eps:g})  {self.thresholded_distance:.4f}",
-               f"MiFID                  {self.mifid:.4f}",
+        if self.metric == "fid":
+            out = [f"FID (the score)        {self.fid:.4f}",
+                   f"memorization distance  {self.memorization_distance:.4f} (reported; plain FID has no memorization term)"]
+        else:
+            out = [f"FID                    {self.fid:.4f}",
+                   f"memorization distance  {self.memorization_distance:.4f}",
+                   f"thresholded (eps {self.eps:g})  {self.thresholded_distance:.4f}",
+                   f"MiFID                  {self.mifid:.4f}"]
+        out += [f"preprocessing          {self.preprocess} (metric.preprocess), reference resize {self.resize} "
+                f"(metric.resize)",
                f"images                 {self.n_images} generated, {self.n_reference} reference",
                f"weights                {w.get('name', '?')} ({w.get('found_via', '?')})",
                f"reference cache        {'hit' if self.reference_cache_hit else 'built'} ({self.reference_cache})",
@@ -75,7 +92,8 @@ def score_path(cfg: Config, path: str | Path, data_dir: str | Path | None = None
                weights: str | Path | None = None, download: bool = False, limit: int = 0,
                reference_limit: int | None = None, rebuild_reference: bool = False,
                device: str | None = None, progress: bool = False) -> ScoreResult:
-    """Kaggle's public-leaderboard MiFID of a submission, with the reference statistics cached.
+    """Kaggle's public-leaderboard MiFID (or FID, `metric.name`) of a submission, with the reference
+    statistics cached. The Inception input path is `metric.preprocess`, for the reference and the submission.
 
     `limit` scores only the first N valid images (quick checks; not comparable to Kaggle's).
     A zip Kaggle would reject for its format, size or contents raises ArchiveError; a wrong image
@@ -92,7 +110,7 @@ def score_path(cfg: Config, path: str | Path, data_dir: str | Path | None = None
     def model_fn():
         if not model_box:
             t = time.perf_counter()
-            model_box.append(load_inception(source, dev))
+            model_box.append(load_inception(source, dev, preprocess=cfg.metric.preprocess))
             timings["load weights"] = time.perf_counter() - t
         return model_box[0]
 
@@ -125,7 +143,7 @@ def score_path(cfg: Config, path: str | Path, data_dir: str | Path | None = None
         t = time.perf_counter()
         fid = frechet_distance_to(gen, ref.mu, ref.sigma)
         distance = memorization_distance(gen, ref.features, device=dev, normalized=True)
-        result = mifid_from_parts(fid, distance, cfg.metric.eps)
+        result = score_from_parts(cfg.metric.name, fid, distance, cfg.metric.eps)
         timings["metric"] = time.perf_counter() - t
     if report.count_problem:
         notes.append(f"Kaggle would reject this zip: {report.count_problem}")
@@ -148,7 +166,8 @@ def score_path(cfg: Config, path: str | Path, data_dir: str | Path | None = None
                        thresholded_distance=result.thresholded_distance, mifid=result.mifid, eps=result.eps,
                        n_images=len(gen), n_reference=ref.n_images, comparable=comparable, notes=notes,
                        weights=weights_info, reference_cache=str(ref.path), reference_cache_hit=ref.cache_hit,
-                       seconds=timings, source=str(target), device=str(dev))
+                       seconds=timings, source=str(target), device=str(dev), metric=cfg.metric.name,
+                       preprocess=cfg.metric.preprocess, resize=cfg.metric.resize)
 
 
 class _Limited:
