@@ -93,7 +93,7 @@ class TFInput(nn.Module):
         self.inception = inception
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = tf_inception_input(x)
-        if x.is_cuda:
-            x = x.contiguous(memory_format=torch.channels_last)
+        # channels_last as pytorch-fid's path gets it (its interpolate keeps the NHWC strides of the uint8 batch):
+        # the convolutions run about 1.4x faster so on a CPU, and the extractor asks for it on CUDA
+        x = tf_inception_input(x).contiguous(memory_format=torch.channels_last)
         return self.inception(x)
