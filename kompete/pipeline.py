@@ -71,7 +71,8 @@ def run_competition(cfg: Config, run_dir: Path, train_seconds: float, score: boo
     if score:
         from kompete.metrics.score import score_path
 
-        _step(f"{cfg.name}: MiFID on {DEMO_SCORE_LIMIT} images vs {DEMO_REFERENCE_LIMIT} reference images")
+        metric = "FID" if cfg.metric.name == "fid" else "MiFID"
+        _step(f"{cfg.name}: {metric} on {DEMO_SCORE_LIMIT} images vs {DEMO_REFERENCE_LIMIT} reference images")
         scored = score_path(cfg, zip_path, limit=DEMO_SCORE_LIMIT, reference_limit=DEMO_REFERENCE_LIMIT,
                             progress=True)
         click.echo("  " + "\n  ".join(scored.lines()))
