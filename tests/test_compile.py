@@ -113,3 +113,22 @@ def test_the_sampler_keeps_its_permutation_on_the_data_device_and_resumes():
     b.load_state_dict(state)
     assert [b.next().tolist() for _ in range(4)] == [a.next().tolist() for _ in range(4)]
     assert a.epoch == 2 and sorted(sum(first[:3], [])) == sorted(set(sum(first[:3], [])))
+
+
+def test_an_error_after_a_compiled_run_is_not_taken_for_a_compiler_failure():
+    from kompete.train.context import CompiledOrEager
+
+    ctx = make_context(load_config("sample-dogs"), "cpu")
+    calls = []
+
+    def compiled(x):  # compiles fine, then runs out of memory on a later call
+        calls.append(x)
+        if len(calls) > 1:
+            raise RuntimeError("CUDA out of memory")
+        return x
+
+    run = CompiledOrEager(torch.nn.Identity(), compiled, ctx)
+    assert run(1) == 1
+    with pytest.raises(RuntimeError, match="out of memory"):
+        run(2)
+    assert ctx.compile_fallbacks == [] and not run.failed

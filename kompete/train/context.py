@@ -132,15 +132,21 @@ class CompiledOrEager:
     def __init__(self, module: nn.Module, compiled: Callable, ctx: Context):
         self.module, self.compiled, self.ctx = module, compiled, ctx
         self.failed = False
+        self.ran = False  # compiling happens at the first call; a later error (out of memory) is not a compiler's
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if not self.failed:
-            try:
-                return self.compiled(*args, **kwargs)
-            except Exception as exc:  # noqa: BLE001 - any compiler failure; an eager error re-raises below
-                self.failed = True
-                self.ctx.compile_failed(self.module, exc)
-        return self.module(*args, **kwargs)
+        if self.failed:
+            return self.module(*args, **kwargs)
+        if self.ran:
+            return self.compiled(*args, **kwargs)
+        try:
+            out = self.compiled(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - any compiler failure; an eager error re-raises below
+            self.failed = True
+            self.ctx.compile_failed(self.module, exc)
+            return self.module(*args, **kwargs)
+        self.ran = True
+        return out
 
 
 def compile_mode(setting: bool | str) -> str | None:
