@@ -131,10 +131,11 @@ def dog_config(batch: int, amp: bool, compile_: bool | str, dry: bool):
 
 def dog_step_cost(cfg, data) -> tuple[float, float]:
     """FLOPs and bytes of one training step (D on real and fake, G through D), counted on the CPU in fp32."""
-    from kompete.registry import LOSSES, MODELS
+    from kompete import losses
+    from kompete.models import GAN_NETWORKS
 
-    built = MODELS.get(cfg.train.model)(cfg, max(1, len(data.classes)))
-    G, D, loss = built.generator, built.discriminator, LOSSES.get(cfg.train.loss)(cfg.algo)
+    built = GAN_NETWORKS.get(cfg.train.model)(cfg, max(1, len(data.classes)))
+    G, D, loss = built.generator, built.discriminator, losses.build(cfg.train.loss, cfg.loss)
     b, s = min(cfg.train.batch_size, 8), cfg.data.image_size
     x, y = torch.randn(b, 3, s, s), torch.zeros(b, dtype=torch.long)
     yc = y if built.conditional else None

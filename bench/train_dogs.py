@@ -25,7 +25,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kompete.config import load_config  # noqa: E402
-from kompete.registry import LOSSES, MODELS  # noqa: E402
+from kompete import losses  # noqa: E402
+from kompete.models import GAN_NETWORKS  # noqa: E402
 from kompete.algorithms.base import build_task, task_class  # noqa: E402
 from kompete.train.context import make_context  # noqa: E402
 from kompete.train.budget import make_budget  # noqa: E402
@@ -78,9 +79,9 @@ def bench_plain(cfg, data, steps: int, warmup: int, workers: int) -> tuple[float
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     t = cfg.train
     torch.manual_seed(t.seed)
-    built = MODELS.get(t.model)(cfg, max(1, len(data.classes)))
+    built = GAN_NETWORKS.get(t.model)(cfg, max(1, len(data.classes)))
     G, D = built.generator.to(device), built.discriminator.to(device)
-    loss = LOSSES.get(t.loss)(cfg.algo)
+    loss = losses.build(t.loss, cfg.loss)
     opt_g = torch.optim.Adam(G.parameters(), t.lr_g, betas=(t.beta1, t.beta2))
     opt_d = torch.optim.Adam(D.parameters(), t.lr_d, betas=(t.beta1, t.beta2))
     loader = torch.utils.data.DataLoader(UInt8Dataset(data.images, data.labels), batch_size=t.batch_size,

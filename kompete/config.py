@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import yaml
 
-from kompete import algorithms, paths
+from kompete import algorithms, losses, paths
 from kompete.algorithms import AlgorithmSpec, spec_for_model
 from kompete.errors import ConfigError
 from kompete.schema import opt
@@ -145,8 +145,10 @@ class TrainConfig:
 DEFAULT_MODELS = {"generate": "dcgan", "translate": "cyclegan"}  # train.model when a YAML leaves it out
 
 # Keys that moved into an algorithm's section: a YAML that still has them is told where they went.
-MOVED = {f"train.{k}": f"gan.{k}" for k in ("z_dim", "self_attention", "pixel_norm", "minibatch_std",
-                                            "label_smoothing", "label_noise", "ema_decay", "ema_start")}
+MOVED = {**{f"train.{k}": f"gan.{k}" for k in ("z_dim", "self_attention", "pixel_norm", "minibatch_std",
+                                               "ema_decay", "ema_start")},
+         **{f"{s}.{k}": f"loss.{k}" for s in ("train", "gan") for k in ("label_smoothing", "label_noise")},
+         "gan.gp_weight": "loss.gp_weight"}
 
 
 @dataclass(frozen=True)
@@ -206,6 +208,7 @@ class Config:
     eval: EvalConfig = opt(None)
     kernel: KernelConfig = opt(None)
     algo: Any = opt(None, "the section of the algorithm that trains train.model, under that algorithm's name")
+    loss: Any = opt(None, "the options of the loss train.loss names (kompete.losses), under `loss:`")
 
     @property
     def spec(self) -> AlgorithmSpec:
@@ -219,7 +222,7 @@ class Config:
 
 
 REQUIRED = ("name", "task")
-FIXED_SECTIONS = tuple(f.name for f in dataclasses.fields(Config) if f.name != "algo")
+FIXED_SECTIONS = tuple(f.name for f in dataclasses.fields(Config) if f.name not in ("algo", "loss"))
 MAX_SEED = 2**32 - 1  # numpy's limit; torch's is larger
 
 
@@ -323,40 +326,80 @@ def config_from_dict(raw: dict[str, Any], origin: str = "<dict>") -> Config:
         if key not in raw:
             raise ConfigError(f"{origin}: missing required key '{key}'")
     sections = algorithms.section_names()
-    unknown = sorted(set(raw) - set(FIXED_SECTIONS) - sections)
+    unknown = sorted(set(raw) - set(FIXED_SECTIONS) - sections - {"loss"})
     if unknown:
         raise ConfigError(f"{origin}: unknown key '{unknown[0]}' at the top level; valid keys: "
-                          f"{', '.join([*FIXED_SECTIONS, *sorted(sections)])}")
+                          f"{', '.join([*FIXED_SECTIONS, 'loss', *sorted(sections)])}")
     train = raw.get("train") or {}
-    _check_moved(train, origin)
+    _check_moved(raw, origin)
     if isinstance(train, dict):  # unset model and loss: the task's usual algorithm and its loss
         task = raw["task"] if isinstance(raw["task"], str) else ""
         train = {"model": DEFAULT_MODELS.get(task, "dcgan"), **train}
         spec = spec_for_model(str(train["model"]), _where(origin, "train.model"))
         if spec.losses:
             train = {"loss": spec.losses[0], **train}
-    fixed = {k: v for k, v in raw.items() if k not in sections}
+    fixed = {k: v for k, v in raw.items() if k not in sections and k != "loss"}
     cfg = _build(Config, {**fixed, "train": train}, origin, "")
     spec = spec_for_model(cfg.train.model, _where(origin, "train.model"))
     for other in sorted(sections & set(raw) - {spec.name}):
         # another algorithm's section may stay in the file (so `--set train.model=cut` works on a Monet YAML
         # that also tunes cyclegan); it is checked for typos, then neither used nor hashed
-        _build(algorithms.ALGORITHMS.get(other).section, raw[other], origin, other)
+        _build(algorithms.ALGORITHMS.get(other).any_section(), raw[other], origin, other)
     _check_spec(spec, cfg, origin)
-    section = raw.get(spec.name) or {}
-    if not isinstance(section, dict):
-        raise ConfigError(f"{origin}: '{spec.name}' must be a mapping, got {type(section).__name__}")
-    algo = _build(spec.section, {**spec.models[cfg.train.model], **section}, origin, spec.name)
-    cfg = dataclasses.replace(cfg, algo=algo)
+    algo = _build_section(spec, cfg.train.model, raw.get(spec.name), origin)
+    loss = _build_loss(cfg.train.loss, raw.get("loss"), origin)
+    cfg = dataclasses.replace(cfg, algo=algo, loss=loss)
     _check_names(cfg, origin)
     return cfg
 
 
-def _check_moved(train: Any, origin: str) -> None:
-    for key in train if isinstance(train, dict) else ():
-        if f"train.{key}" in MOVED:
-            raise ConfigError(f"{origin}: 'train.{key}' is now '{MOVED['train.' + key]}' "
-                              f"(a key of the gan algorithm's section)")
+def _build_section(spec: AlgorithmSpec, model: str, section: Any, origin: str) -> Any:
+    """The algorithm's section for `model`: shared keys and that network's options. Another network's
+    option is dropped at its default (a saved sngan config switched to dcgan) and an error when changed."""
+    section = {} if section is None else section
+    if not isinstance(section, dict):
+        raise ConfigError(f"{origin}: '{spec.name}' must be a mapping, got {type(section).__name__}")
+    cls = spec.section_for(model)
+    own = {f.name for f in dataclasses.fields(cls)}
+    kept = {}
+    for key, value in section.items():
+        owners = sorted({m for m, o in spec.options.items() for f in dataclasses.fields(o) if f.name == key})
+        if key in own or not owners:
+            kept[key] = value  # unknown keys fail in _build with the valid ones listed
+            continue
+        option = next(f for f in dataclasses.fields(spec.options[owners[0]]) if f.name == key)
+        if value != option.default:
+            families = sorted({o.removesuffix("_cond") for o in owners})
+            raise ConfigError(f"{_where(origin, f'{spec.name}.{key}')}: '{spec.name}.{key}' is an option of "
+                              f"{', '.join(families)}, not of {model}; remove it")
+    return _build(cls, {**spec.models[model], **kept}, origin, spec.name)
+
+
+def _build_loss(name: str, options: Any, origin: str) -> Any:
+    """The options of loss `name` from the `loss:` section; a key of another loss is named as such."""
+    if name not in losses.LOSSES:
+        raise ConfigError(f"{_where(origin, 'train.loss')}: 'train.loss' is {name!r}; choose one of: "
+                          f"{', '.join(losses.LOSSES.names())}")
+    cls = losses.LOSSES.get(name).options
+    own = {f.name for f in dataclasses.fields(cls)}
+    for key in options if isinstance(options, dict) else ():
+        owners = [n for n in losses.LOSSES.names()
+                  if key in {f.name for f in dataclasses.fields(losses.LOSSES.get(n).options)}]
+        if key not in own:
+            what = f"an option of {', '.join(owners)}, not of {name}" if owners else f"not an option of {name}"
+            valid = f" (its options: {', '.join(sorted(own))})" if own else f" ({name} takes none)"
+            raise ConfigError(f"{_where(origin, f'loss.{key}')}: 'loss.{key}' is {what}{valid}")
+    return _build(cls, options, origin, "loss")
+
+
+def _check_moved(raw: dict[str, Any], origin: str) -> None:
+    for section in ("train", "gan"):
+        keys = raw.get(section)
+        for key in keys if isinstance(keys, dict) else ():
+            if f"{section}.{key}" in MOVED:
+                new = MOVED[f"{section}.{key}"]
+                raise ConfigError(f"{origin}: '{section}.{key}' is now '{new}' "
+                                  f"(a key of the {new.split('.')[0]} section)")
 
 
 def _check_spec(spec: AlgorithmSpec, cfg: Config, origin: str) -> None:
@@ -380,14 +423,22 @@ def apply_override(raw: dict[str, Any], item: str, origin: str = "--set") -> str
     key, _, text = item.partition("=")
     parts = key.strip().split(".")
     if ".".join(parts) in MOVED:
-        raise ConfigError(f"--set {key}: '{key}' is now '{MOVED[key]}' (a key of the gan algorithm's section)")
+        raise ConfigError(f"--set {key}: '{key}' is now '{MOVED[key]}' (a key of the {MOVED[key].split('.')[0]} "
+                          "section)")
+    if len(parts) == 2 and parts[0] == "loss":  # the options of train.loss, whichever it ends up: checked at load
+        if raw.get("loss") is None:
+            raw["loss"] = {}
+        if not isinstance(raw["loss"], dict):
+            raise ConfigError(f"--set {key}: 'loss' in {origin} is not a mapping")
+        raw["loss"][parts[1]] = _parse_scalar(text)
+        return ".".join(parts)
     node: Any = raw
     cls: Any = Config
     for i, part in enumerate(parts):
         hints = typing.get_type_hints(cls) if dataclasses.is_dataclass(cls) else {}
         if cls is Config:
             hints.pop("algo")
-            hints.update({s.name: s.section for s in algorithms.specs()})
+            hints.update({s.name: s.any_section() for s in algorithms.specs()})
         if part not in hints:
             where = ".".join(parts[:i]) or "the top level"
             raise ConfigError(f"--set {key}: unknown key '{part}' in {where}; valid keys: {', '.join(hints)}")
@@ -560,10 +611,40 @@ def _join(prefix: str, name: str) -> str:
 # --------------------------------------------------------------------------- identity and saving
 
 
+# Bump when a default changes meaning or value: the hash records only the values that differ from the
+# defaults, so a new key (with a default) leaves every hash as it was, and a changed default must say so here.
+SCHEMA_VERSION = 1
+
+
 def config_hash(cfg: Config) -> str:
-    """Ten hex digits that name runs and kernels: same settings, same hash."""
-    blob = json.dumps(cfg.to_dict(), sort_keys=True, default=str)
+    """Ten hex digits that name runs and kernels: same settings, same hash.
+
+    Hashed: the schema version and the values that differ from the defaults (the algorithm's section under
+    its name, compared with that section's own defaults), so adding a key with a default changes no hash."""
+    changed = _changes(cfg, _build(Config, {}, "<defaults>", ""))
+    for name in ("algo", "loss"):
+        changed.pop(name, None)
+    if algo := _changes(cfg.algo, type(cfg.algo)()):
+        changed[cfg.spec.name] = algo
+    if loss := _changes(cfg.loss, type(cfg.loss)()):
+        changed["loss"] = loss
+    blob = json.dumps({"schema": SCHEMA_VERSION, "changed": changed}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def _changes(value: Any, default: Any) -> dict[str, Any]:
+    """The fields of dataclass `value` that differ from `default`'s, nested sections as nested dicts."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(value):
+        v, d = getattr(value, f.name), getattr(default, f.name, None)
+        if dataclasses.is_dataclass(v) and dataclasses.is_dataclass(d):
+            if sub := _changes(v, d):
+                out[f.name] = sub
+        elif dataclasses.is_dataclass(v):  # an optional section that is set (data.sample): present, even if default
+            out[f.name] = _changes(v, type(v)())
+        elif v != d or type(v) is not type(d):
+            out[f.name] = v
+    return out
 
 
 def save_config(cfg: Config, path: str | Path) -> Path:
@@ -581,11 +662,16 @@ def describe(cls: Any = None, prefix: str = "") -> list[tuple[str, str, str]]:
             models = ", ".join(spec.models)
             rows.append((f"{spec.name}:", "", f"section of the {spec.name} algorithm (train.model: {models})"))
             rows += describe(spec.section, spec.name)
+        for name in losses.LOSSES.names():
+            loss = losses.LOSSES.get(name)
+            if dataclasses.fields(loss.options):
+                rows.append(("loss:", "", f"options of train.loss {name} ({loss.summary})"))
+                rows += describe(loss.options, "loss")
         return rows
     rows = []
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
-        if cls is Config and f.name == "algo":
+        if cls is Config and f.name in ("algo", "loss"):
             continue
         key = _join(prefix, f.name)
         sub = _dataclass_of(hints[f.name])

@@ -1,4 +1,6 @@
-"""Name -> object registries, so configs choose models, losses and metrics by name."""
+"""Name -> object registries, so configs choose algorithms, networks and losses by name. Torch-free: each
+registry lives with what it names (kompete.algorithms.ALGORITHMS, kompete.losses.LOSSES, the gan
+algorithm's networks in kompete.models.base.GAN_NETWORKS)."""
 
 from __future__ import annotations
 
@@ -37,9 +39,3 @@ class Registry(Generic[T]):
     def __contains__(self, name: str) -> bool:
         return name in self._items
 
-
-# The project's registries. Modules that define entries import these and decorate.
-MODELS: Registry = Registry("model")
-LOSSES: Registry = Registry("loss")
-METRICS: Registry = Registry("metric")
-AUGMENTATIONS: Registry = Registry("augmentation")

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kompete import models  # noqa: F401  (fills the MODELS registry)
+from kompete import models  # noqa: F401  (fills the gan algorithm's network registry)
 from kompete.algorithms.base import IndexSampler, build_task
 from kompete.config import load_config
 from kompete.errors import ConfigError

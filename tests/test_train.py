@@ -22,7 +22,8 @@ from kompete.errors import ConfigError, TrainingError
 from kompete.algorithms.gan.task import truncated_noise
 from kompete.generate import GenerateOptions, generate_zip, write_zip
 from kompete.models import EMA
-from kompete.registry import LOSSES, MODELS
+from kompete.losses import LOSSES
+from kompete.models import GAN_NETWORKS
 from kompete.algorithms.base import build_task, task_class
 from kompete.train.context import make_context
 from kompete.train import state as ckpt
@@ -74,13 +75,13 @@ def train(cfg, data, run_dir, steps, on_step=None, resume=None, seconds=600.0):
 
 
 def test_the_gan_algorithm_lists_every_registered_network():
-    assert sorted(load_config("sample-dogs").spec.models) == MODELS.names()
+    assert sorted(load_config("sample-dogs").spec.models) == GAN_NETWORKS.names()
 
 
-@pytest.mark.parametrize("model", MODELS.names())
+@pytest.mark.parametrize("model", GAN_NETWORKS.names())
 def test_every_model_maps_noise_to_images_and_scores_them(model, dogs16):
     cfg = tiny_cfg(f"train.model={model}")
-    built = MODELS.get(model)(cfg, 4)
+    built = GAN_NETWORKS.get(model)(cfg, 4)
     z, y = torch.randn(4, cfg.algo.z_dim), torch.tensor([0, 1, 2, 3])
     x = built.generator(z, y)
     assert x.shape == (4, 3, 16, 16) and x.abs().max() <= 1
@@ -92,7 +93,7 @@ def test_every_model_maps_noise_to_images_and_scores_them(model, dogs16):
 
 @pytest.mark.parametrize("name", LOSSES.names())
 def test_every_loss_gives_finite_gradients_in_the_right_direction(name):
-    loss = LOSSES.get(name)(tiny_cfg().algo)
+    loss = losses.build(name)
     # logits inside every loss's active region: fake ones D should push down, G up
     real = torch.tensor([0.2, 0.1, 0.3], requires_grad=True)
     fake = torch.tensor([0.3, 0.5, 0.4], requires_grad=True)
@@ -428,7 +429,7 @@ def test_torchrun_two_ranks_train_and_resume_with_ddp(tmp_path):
 
 
 def test_wgan_gp_trains_a_critic_without_batch_norm_and_adds_its_penalty(dogs16, tmp_path):
-    cfg = tiny_cfg("train.loss=wgan_gp", "train.d_steps=2", "gan.gp_weight=10")
+    cfg = tiny_cfg("train.loss=wgan_gp", "train.d_steps=2", "loss.gp_weight=10")
     trainer, result = train(cfg, dogs16, tmp_path, 4)
     D = trainer.task.D
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in D.modules())

@@ -10,7 +10,7 @@ from torch import nn
 
 from kompete.models.base import GanModels
 from kompete.models.vanilla import Discriminator, Generator, Maxout
-from kompete.registry import MODELS
+from kompete.models import GAN_NETWORKS as MODELS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

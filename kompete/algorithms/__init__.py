@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from dataclasses import dataclass
+import dataclasses
+import functools
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from kompete.errors import ConfigError
@@ -28,9 +30,28 @@ class AlgorithmSpec:
     section: type  # the config section's dataclass
     models: dict[str, dict[str, Any]]  # train.model values -> section defaults that model implies
     task_class: Callable[[], type]  # imports and returns the Task (torch); called only when training/generating
-    losses: tuple[str, ...] = ()  # train.loss values it accepts; () = any registered adversarial loss
+    options: dict[str, type] = field(default_factory=dict)  # train.model -> dataclass of that network's own
+    # keys, which join the section (another network's key set away from its default is an error)
+    losses: tuple[str, ...] = ()  # train.loss values it accepts, the first the default; () = any registered loss
     ignores: tuple[str, ...] = ()  # train keys it does not read: setting one in a YAML is an error
     summary: str = ""
+
+    def section_for(self, model: str) -> type:
+        """The section's dataclass for `model`: the shared keys plus that network's own options."""
+        return _merged(self.section, self.options.get(model))
+
+    def any_section(self) -> type:
+        """The section with every network's options: what another algorithm's section is checked against."""
+        return _merged(self.section, *dict.fromkeys(self.options.values()))
+
+
+@functools.cache
+def _merged(section: type, *options: type | None) -> type:
+    bases = tuple(o for o in options if o is not None)
+    if not bases:
+        return section
+    name = "_".join(c.__name__ for c in (section, *bases))
+    return dataclasses.make_dataclass(name, [], bases=(*bases, section), frozen=True)
 
 
 def register(spec: AlgorithmSpec) -> AlgorithmSpec:

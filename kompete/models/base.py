@@ -1,4 +1,5 @@
-"""What a GAN-family model builder returns, and the helper that registers a family in MODELS."""
+"""What a GAN-family model builder returns, and the helper that registers a family in the gan algorithm's
+network registry (its names and options are listed torch-free in kompete.algorithms.gan.FAMILIES)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ from typing import Callable
 import torch.nn as nn
 
 from kompete.errors import ConfigError
-from kompete.registry import MODELS
+from kompete.registry import Registry
+
+
+GAN_NETWORKS: Registry = Registry("gan network")  # train.model -> build(cfg, n_classes) -> GanModels
 
 
 @dataclass
@@ -37,8 +41,8 @@ def gan_family(name: str, make_nets: Callable) -> None:
         builder.__name__ = builder.__qualname__ = f"build_{name}{'_cond' if conditional else ''}"
         return builder
 
-    MODELS.register(name)(build(False))
-    MODELS.register(f"{name}_cond")(build(True))
+    GAN_NETWORKS.register(name)(build(False))
+    GAN_NETWORKS.register(f"{name}_cond")(build(True))
 
 
 def up_steps(image_size: int) -> int:

@@ -15,7 +15,7 @@ class CutConfig:
 
     n_blocks: int = opt(9, "ResNet generator: residual blocks (9 for 256x256)", ge=1)
     d_layers: int = opt(3, "PatchGAN layers; 3 gives 70x70 patches", ge=1)
-    lambda_gan: float = opt(1.0, "weight of the adversarial (LSGAN) term", ge=0)
+    lambda_gan: float = opt(1.0, "weight of the adversarial term (train.loss: lsgan, or hinge)", ge=0)
     lambda_nce: float = opt(1.0, "weight of PatchNCE (fastcut: 10)", ge=0)
     nce_idt: bool = opt(True, "also PatchNCE between a painting and G(painting) (fastcut: false)")
     nce_blocks: list[int] = opt([1, 5], "residual blocks (counted from 1) whose outputs PatchNCE compares, besides "
@@ -36,5 +36,5 @@ def _task_class() -> type:
 SPEC = register(AlgorithmSpec(
     name="cut", task="translate", section=CutConfig,
     models={"cut": {}, "fastcut": {"lambda_nce": 10.0, "nce_idt": False}},
-    task_class=_task_class, losses=("lsgan",), ignores=("d_steps", "g_steps"),
+    task_class=_task_class, losses=("lsgan", "hinge"), ignores=("d_steps", "g_steps"),
     summary="one generator, one PatchGAN; LSGAN + PatchNCE on the generator's encoder features"))

@@ -16,7 +16,7 @@ import torch
 from kompete.algorithms.translate import DomainPairTask
 from kompete.config import Config
 from kompete.data import DomainPair
-from kompete.losses import LSGANLoss
+from kompete import losses
 from kompete.models.cut import CutNetworks, encoder_features, patchnce, translate_with_features
 from kompete.train.context import Context
 
@@ -36,7 +36,7 @@ class CutTask(DomainPairTask):
         self.opt_d = torch.optim.Adam(self.nets.discriminator.parameters(), lr=t.lr_d, betas=(t.beta1, t.beta2),
                                       **fused)
         self.scaler = ctx.grad_scaler()
-        self.loss = LSGANLoss()
+        self.loss = losses.build(t.loss, cfg.loss)  # lsgan (the paper's) unless train.loss says hinge
         ctx.seed_streams(t.seed)  # after the nets: their initial weights stay the same on every rank
         super().__init__(cfg, ctx, data, meta)
 

@@ -34,5 +34,5 @@ def _task_class() -> type:
 
 SPEC = register(AlgorithmSpec(
     name="cyclegan", task="translate", section=CycleGanConfig, models={"cyclegan": {}},
-    task_class=_task_class, losses=("lsgan",), ignores=("d_steps", "g_steps"),
+    task_class=_task_class, losses=("lsgan", "hinge"), ignores=("d_steps", "g_steps"),
     summary="two generators and two PatchGANs; LSGAN + cycle + identity L1"))

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from kompete.algorithms.translate import DomainPairTask
 from kompete.config import Config
 from kompete.data import DomainPair
-from kompete.losses import LSGANLoss
+from kompete import losses
 from kompete.models.cyclegan import CycleGan
 from kompete.models.image_pool import ImagePool
 from kompete.train.context import Context
@@ -42,14 +42,14 @@ class CycleGanTask(DomainPairTask):
         self.opt_g = torch.optim.Adam(g_params, lr=t.lr_g, betas=(t.beta1, t.beta2), **fused)
         self.opt_d = torch.optim.Adam(d_params, lr=t.lr_d, betas=(t.beta1, t.beta2), **fused)
         self.scaler = ctx.grad_scaler()  # one scaler for both optimisers, updated once per step
-        self.loss = LSGANLoss()
+        self.loss = losses.build(t.loss, cfg.loss)  # lsgan (the paper's) unless train.loss says hinge
         ctx.seed_streams(t.seed)  # after the nets: their initial weights stay the same on every rank
         self.pool_monet = ImagePool(c.pool_size, seed=t.seed + 11)
         self.pool_photo = ImagePool(c.pool_size, seed=t.seed + 12)
         super().__init__(cfg, ctx, data, meta)
 
-    def _lsgan_g(self, fake: torch.Tensor) -> torch.Tensor:
-        """The paper's generator term, (D(G(x)) - 1)^2 unhalved: twice the registry's lsgan G loss."""
+    def _adversarial_g(self, fake: torch.Tensor) -> torch.Tensor:
+        """Twice the registry's G loss: for lsgan, the paper's unhalved (D(G(x)) - 1)^2."""
         return 2 * self.loss.g(None, fake)
 
     # ----------------------------------------------------------------- training
@@ -68,7 +68,7 @@ class CycleGanTask(DomainPairTask):
             out_p = self.g_photo(torch.cat([monet, fake_monet, photo] if use_idt else [monet, fake_monet]))
             fake_photo, rec_photo = out_p[:n], out_p[n:2 * n]
             rec_monet = self.g_monet(fake_photo)
-            g_adv = self._lsgan_g(self.d_monet(self._d_in(fake_monet))) + self._lsgan_g(self.d_photo(self._d_in(fake_photo)))
+            g_adv = self._adversarial_g(self.d_monet(self._d_in(fake_monet))) + self._adversarial_g(self.d_photo(self._d_in(fake_photo)))
             cycle = F.l1_loss(rec_photo.float(), photo.float()) + F.l1_loss(rec_monet.float(), monet.float())
             loss_g = g_adv + lam_cyc * cycle
             if use_idt:  # G(painting) should stay the painting, F(photo) the photo

@@ -11,17 +11,21 @@ from kompete.schema import opt
 
 @dataclass(frozen=True)
 class GanConfig:
-    """Keys of the `gan:` section; the loop's keys (lr, batch, schedule, d_steps, g_steps) are in `train:`."""
+    """Keys of the `gan:` section every network reads; the loop's keys (lr, batch, schedule, d_steps, g_steps)
+    are in `train:`, the loss's in `loss:`, a network's own keys in its options below."""
 
     z_dim: int = opt(128, "generator noise dimension", ge=1)
-    self_attention: bool = opt(True, "sngan: self-attention block at 32x32 in G and D")
-    pixel_norm: bool = opt(True, "sngan: pixelwise feature normalisation in G (else batch norm)")
-    minibatch_std: bool = opt(True, "sngan: minibatch standard deviation feature in D")
-    label_smoothing: float = opt(0.0, "bce: real labels become 1 - this (one-sided)", ge=0, le=0.5)
-    label_noise: float = opt(0.0, "bce: fraction of labels flipped at random", ge=0, le=0.5)
-    gp_weight: float = opt(10.0, "wgan_gp: weight of the gradient penalty (lambda)", ge=0)
     ema_decay: float = opt(0.999, "EMA of G weights (0 = off); generation uses the EMA copy", ge=0, le=0.99999)
     ema_start: int = opt(0, "step at which the EMA starts averaging (before it, it copies G)", ge=0)
+
+
+@dataclass(frozen=True)
+class SnganOptions:
+    """sngan's own keys in the `gan:` section (models/sngan.py reads them)."""
+
+    self_attention: bool = opt(True, "self-attention block at 32x32 in G and D")
+    pixel_norm: bool = opt(True, "pixelwise feature normalisation in G (else batch norm)")
+    minibatch_std: bool = opt(True, "minibatch standard deviation feature in D")
 
 
 def _task_class() -> type:
@@ -30,10 +34,13 @@ def _task_class() -> type:
     return GanTask
 
 
-FAMILIES = ("dcgan", "sngan", "vanilla")
+# The network families (kompete/models/<family>.py registers its builder with `gan_family`), each with the
+# dataclass of its own `gan:` keys (None: only the shared ones). A new network: its module, one line here.
+FAMILIES: dict[str, type | None] = {"dcgan": None, "sngan": SnganOptions, "vanilla": None}
 
 SPEC = register(AlgorithmSpec(
     name="gan", task="generate", section=GanConfig,
     models={m: {} for f in FAMILIES for m in (f, f"{f}_cond")},
+    options={m: o for f, o in FAMILIES.items() if o is not None for m in (f, f"{f}_cond")},
     task_class=_task_class,
     summary="G and D (+ EMA of G) from noise; `_cond` models take the class labels"))

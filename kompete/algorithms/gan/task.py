@@ -7,16 +7,15 @@ from typing import Any, Iterator
 
 import torch
 
-from kompete import losses, models  # noqa: F401  (importing fills the LOSSES and MODELS registries)
+from kompete import losses
 from kompete.algorithms.base import (GenerateOptions, IndexSampler, Task, balanced_counts, class_order,
                                      resolve_class_counts)
 from kompete.config import Config
 from kompete.data.augment import random_flip, to_float, to_uint8
 from kompete.data.diffaugment import diff_augment, parse_policy
 from kompete.errors import ConfigError
-from kompete.models import EMA
+from kompete.models import EMA, GAN_NETWORKS
 from kompete.models.base import without_batch_norm
-from kompete.registry import LOSSES, MODELS
 from kompete.train.context import Context, eval_mode
 
 GRID_SIZE = 64
@@ -41,8 +40,8 @@ class GanTask(Task):
     def __init__(self, cfg: Config, ctx: Context, data: Any = None, meta: dict | None = None):
         super().__init__(cfg, ctx, data, meta)
         t, g = cfg.train, cfg.algo
-        builder = MODELS.get(t.model)
-        self.loss = LOSSES.get(t.loss)(g)
+        builder = GAN_NETWORKS.get(t.model, "train.model")
+        self.loss = losses.build(t.loss, cfg.loss)
         if data is not None:
             self.meta.update(n_classes=max(1, len(data.classes)), image_size=int(data.images.shape[1]),
                              classes=[str(c) for c in data.classes])
@@ -89,11 +88,6 @@ class GanTask(Task):
                                   f"{cfg.train.model} takes no class labels")
         if g.class_counts:
             resolve_class_counts(g.class_counts, self.class_names or [])
-
-    @classmethod
-    def check_names(cls, cfg: Config) -> None:
-        MODELS.get(cfg.train.model, "train.model")
-        LOSSES.get(cfg.train.loss, "train.loss")
 
     # ----------------------------------------------------------------- data
     @classmethod
@@ -169,7 +163,7 @@ class GanTask(Task):
         state = {"G": self.G.state_dict(), "D": self.D.state_dict(), "opt_g": self.opt_g.state_dict(),
                  "opt_d": self.opt_d.state_dict(), "scaler_g": self.scaler_g.state_dict(),
                  "scaler_d": self.scaler_d.state_dict(), "step": self.step_count, "epoch": self.epoch,
-                 **self.rng_state()}
+                 "loss": self.loss.state_dict(), **self.rng_state()}
         if self.ema is not None:
             state["ema"] = self.ema.state_dict()
         if self.images is not None:
@@ -186,6 +180,8 @@ class GanTask(Task):
         self.scaler_g.load_state_dict(state["scaler_g"])
         self.scaler_d.load_state_dict(state["scaler_d"])
         self.step_count, self.epoch = int(state["step"]), int(state["epoch"])
+        # a checkpoint from before losses kept state: the loss has seen d_steps D steps per step
+        self.loss.load_state_dict(state.get("loss", {"d_calls": self.step_count * self.cfg.train.d_steps}))
         if self.images is not None and "sampler" in state:
             self.sampler.load_state_dict(state["sampler"])
         self.load_rng_state(state)

@@ -1,11 +1,14 @@
-"""Adversarial losses, registered by name in kompete.registry.LOSSES.
+"""The adversarial losses' torch side; `kompete.losses` registers each by name with its options.
 
-Each entry is a builder `build(section) -> AdversarialLoss`, given the algorithm's config section (the
-`gan:` keys: label smoothing, the penalty weight). A loss sees the discriminator, not only its logits:
-`discriminator_loss(D, real, fake)` and `generator_loss(D, real, fake)` run D themselves, so a penalty
-that needs D's input gradients (WGAN-GP, R1) lives here with the rest of its loss. `D` is a callable
-images -> logits that already holds the augmentation and the class labels. Subclasses usually define
-only the logit maths `d(real, fake)` and `g(real, fake)`. All maths is on tensors: no host sync.
+A loss sees the discriminator, not only its logits: `discriminator_loss(D, real, fake)` and
+`generator_loss(D, real, fake)` run D themselves, so a penalty that needs D's input gradients (WGAN-GP,
+R1) lives here with the rest of its loss. `D` is a callable images -> logits that already holds the
+augmentation and the class labels. Subclasses usually define only the logit maths `d(real, fake)` and
+`g(real, fake)`. All maths is on tensors: no host sync.
+
+A lazy regulariser (`lazy_every` > 0, `regularizer`) runs on every `lazy_every`-th call of
+`discriminator_loss`, multiplied by `lazy_every` (StyleGAN2's schedule); the loss counts its own D steps
+(`d_calls`, in `state_dict`), so the Task's step does not change when a loss gains one.
 """
 
 from __future__ import annotations
@@ -15,8 +18,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from kompete.penalties import gradient_penalty
-from kompete.registry import LOSSES
+from kompete.penalties import gradient_penalty, r1_penalty
 
 Critic = Callable[[torch.Tensor], torch.Tensor]
 
@@ -24,6 +26,21 @@ Critic = Callable[[torch.Tensor], torch.Tensor]
 class AdversarialLoss:
     needs_real_for_g = False  # relativistic losses compare with D(real) in G's step too
     batch_norm_in_critic = True  # False: the penalty is per sample, so D's batch norm is swapped for layer norm
+    lazy_every = 0  # > 0: `regularizer` runs on every lazy_every-th D step, times lazy_every
+
+    def __init__(self, options: Any = None):
+        self.options = options  # the dataclass the spec registered (kompete.losses), validated at load
+        self.d_calls = 0  # D steps so far: the lazy regulariser's clock
+
+    def regularizer(self, D: Critic, real: torch.Tensor) -> torch.Tensor:
+        """The lazy term for D (unscaled by the interval); only losses with lazy_every > 0 define it."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"d_calls": self.d_calls}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.d_calls = int(state["d_calls"])
 
     def d(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -35,7 +52,11 @@ class AdversarialLoss:
                            fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """D's objective on a real and a (detached) fake batch, with the logits for the D-output curves."""
         real_logits, fake_logits = D(real), D(fake)
-        return self.d(real_logits, fake_logits), real_logits, fake_logits
+        loss = self.d(real_logits, fake_logits)
+        if self.lazy_every and self.d_calls % self.lazy_every == 0:  # a Python int: no host sync, no graph break
+            loss = loss + self.lazy_every * self.regularizer(D, real)
+        self.d_calls += 1
+        return loss, real_logits, fake_logits
 
     def generator_loss(self, D: Critic, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """G's objective; D is frozen by the caller, gradients flow through `fake` only."""
@@ -49,8 +70,10 @@ class AdversarialLoss:
 class BCELoss(AdversarialLoss):
     """Non-saturating GAN loss, with one-sided label smoothing and optional label flipping for D."""
 
-    def __init__(self, smoothing: float = 0.0, noise: float = 0.0):
-        self.smoothing, self.noise = smoothing, noise
+    def __init__(self, options: Any = None):
+        super().__init__(options)
+        self.smoothing = options.label_smoothing if options is not None else 0.0
+        self.noise = options.label_noise if options is not None else 0.0
 
     def d(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         real_t = torch.full_like(real, 1.0 - self.smoothing)
@@ -109,8 +132,9 @@ class WGANGPLoss(AdversarialLoss):
 
     batch_norm_in_critic = False
 
-    def __init__(self, weight: float = 10.0):
-        self.weight = weight
+    def __init__(self, options: Any = None):
+        super().__init__(options)
+        self.weight = options.gp_weight if options is not None else 10.0
 
     def d(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         return fake.float().mean() - real.float().mean()
@@ -124,26 +148,22 @@ class WGANGPLoss(AdversarialLoss):
         return loss + gradient_penalty(D, real, fake, weight=self.weight), real_logits, fake_logits
 
 
-@LOSSES.register("bce")
-def build_bce(section: Any) -> AdversarialLoss:
-    return BCELoss(section.label_smoothing, section.label_noise)
+class R1Loss(AdversarialLoss):
+    """StyleGAN2's objective (Karras et al. 2020): the non-saturating logistic loss, and R1 on real images
+    (gamma / 2 x E[|grad D(x)|^2], Mescheder et al. 2018) lazily, every `every` D steps times `every`."""
 
+    batch_norm_in_critic = False  # R1 is per sample
 
-@LOSSES.register("lsgan")
-def build_lsgan(section: Any = None) -> AdversarialLoss:
-    return LSGANLoss()
+    def __init__(self, options: Any = None):
+        super().__init__(options)
+        self.gamma = options.gamma if options is not None else 10.0
+        self.lazy_every = options.every if options is not None else 16
 
+    def d(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        return F.softplus(-real.float()).mean() + F.softplus(fake.float()).mean()
 
-@LOSSES.register("ralsgan")
-def build_ralsgan(section: Any = None) -> AdversarialLoss:
-    return RaLSGANLoss()
+    def g(self, real: torch.Tensor | None, fake: torch.Tensor) -> torch.Tensor:
+        return F.softplus(-fake.float()).mean()
 
-
-@LOSSES.register("hinge")
-def build_hinge(section: Any = None) -> AdversarialLoss:
-    return HingeLoss()
-
-
-@LOSSES.register("wgan_gp")
-def build_wgan_gp(section: Any) -> AdversarialLoss:
-    return WGANGPLoss(section.gp_weight)
+    def regularizer(self, D: Critic, real: torch.Tensor) -> torch.Tensor:
+        return r1_penalty(D, real, gamma=self.gamma)
