@@ -41,6 +41,8 @@ class SampleConfig:
 
 
 SAMPLE_LAYOUTS = {"dogs": "dogs", "monet": "monet", "faces": "folder"}  # sample.kind -> the layout it is written in
+SAMPLE_CLASSES = {"faces": ("masked", "unmasked")}  # sample.kind -> its class folders (data/samples.py draws them)
+DIFFAUGMENT_OPS = ("color", "translation", "cutout")  # train.diffaugment's names (data/diffaugment.py's OPS)
 
 
 @dataclass(frozen=True)
@@ -579,6 +581,11 @@ def _check_names(cfg: Config, origin: str) -> None:
                           f"{SAMPLE_LAYOUTS[cfg.data.sample.kind]} layout, but 'data.layout' is {cfg.data.layout!r}"
                           + (f" (its sample kind: {', '.join(want)})" if want else ""))
     _check_class_counts(cfg.generate.class_counts, n, _where(origin, "generate.class_counts"))
+    _check_class_names(cfg, origin)
+    _check_diffaugment(cfg.train.diffaugment, _where(origin, "train.diffaugment"))
+    if problem := cfg.spec.check(cfg.algo):
+        key, what = problem
+        raise ConfigError(f"{_where(origin, f'{cfg.spec.name}.{key}')}: '{cfg.spec.name}.{key}' {what}")
     # whether the model is conditional (and which classes exist) is known only with the data or a checkpoint:
     # the Task checks that when it is built, before any training
     for key, used in (("generate.class_counts", bool(cfg.generate.class_counts)),
@@ -602,6 +609,23 @@ def _check_class_counts(counts: Any, n_images: int, where: str) -> None:
     if counts and sum(counts.values()) != n_images:
         raise ConfigError(f"{where}: '{key}' adds up to {sum(counts.values())} images, but "
                           f"'generate.n_images' is {n_images}")
+
+
+def _check_class_names(cfg: Config, origin: str) -> None:
+    """Class names a sample competition fixes are checked here; others need the data (the Task checks them)."""
+    sample = cfg.data.sample
+    classes = SAMPLE_CLASSES.get(sample.kind) if sample is not None else None
+    unknown = [str(k) for k in cfg.generate.class_counts if classes is not None and str(k) not in classes]
+    if unknown:
+        raise ConfigError(f"{_where(origin, 'generate.class_counts')}: 'generate.class_counts' names "
+                          f"{', '.join(map(repr, unknown))}, not a class of {cfg.name}; its classes: {', '.join(classes)}")
+
+
+def _check_diffaugment(policy: str, where: str) -> None:
+    for name in (p.strip() for p in policy.split(",")):
+        if name and name not in DIFFAUGMENT_OPS:
+            raise ConfigError(f"{where}: 'train.diffaugment' names {name!r}; choose from: {', '.join(DIFFAUGMENT_OPS)} "
+                              "(comma-separated, '' = off)")
 
 
 def _join(prefix: str, name: str) -> str:

@@ -35,6 +35,11 @@ class AlgorithmSpec:
     losses: tuple[str, ...] = ()  # train.loss values it accepts, the first the default; () = any registered loss
     ignores: tuple[str, ...] = ()  # train keys it does not read: setting one in a YAML is an error
     summary: str = ""
+    # torch-free checks between the section's keys: (key, what is wrong) or None, e.g. cut's nce_blocks
+    check: Callable[[Any], tuple[str, str] | None] = lambda section: None
+    # a competition and `--set` overrides for a tiny run (seconds on a CPU): tests/test_algorithm_contract.py
+    # trains, resumes and generates with it, for every registered algorithm
+    tiny: tuple[str, ...] = ()
 
     def section_for(self, model: str) -> type:
         """The section's dataclass for `model`: the shared keys plus that network's own options."""

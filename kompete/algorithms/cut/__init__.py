@@ -27,6 +27,13 @@ class CutConfig:
     grid_photos: int = opt(8, "fixed photos translated into the side-by-side grid every epoch", ge=1)
 
 
+def _check(section: CutConfig) -> tuple[str, str] | None:
+    bad = [b for b in section.nce_blocks if not 1 <= b <= section.n_blocks]
+    if bad:
+        return "nce_blocks", f"names residual blocks {bad}, but cut.n_blocks is {section.n_blocks} (counted from 1)"
+    return None
+
+
 def _task_class() -> type:
     from kompete.algorithms.cut.task import CutTask
 
@@ -36,5 +43,10 @@ def _task_class() -> type:
 SPEC = register(AlgorithmSpec(
     name="cut", task="translate", section=CutConfig,
     models={"cut": {}, "fastcut": {"lambda_nce": 10.0, "nce_idt": False}},
-    task_class=_task_class, losses=("lsgan", "hinge"), ignores=("d_steps", "g_steps"),
+    task_class=_task_class, losses=("lsgan", "hinge"), ignores=("d_steps", "g_steps"), check=_check,
+    tiny=("sample-monet", "train.model=cut", "data.image_size=32", "data.load_size=36", "data.sample.n_images=24",
+          "data.sample.n_target=8", "data.sample.image_size=32", "train.batch_size=2", "train.g_channels=4",
+          "train.d_channels=4", "train.log_every=2", "cut.n_blocks=2", "cut.nce_blocks=[1, 2]", "cut.num_patches=16",
+          "cut.mlp_channels=8", "cut.grid_photos=2", "output.n_min=10", "generate.n_images=20",
+          "generate.batch_size=8"),
     summary="one generator, one PatchGAN; LSGAN + PatchNCE on the generator's encoder features"))

@@ -35,4 +35,8 @@ def _task_class() -> type:
 SPEC = register(AlgorithmSpec(
     name="cyclegan", task="translate", section=CycleGanConfig, models={"cyclegan": {}},
     task_class=_task_class, losses=("lsgan", "hinge"), ignores=("d_steps", "g_steps"),
+    tiny=("sample-monet", "train.model=cyclegan", "data.image_size=32", "data.load_size=36", "data.sample.n_images=24",
+          "data.sample.n_target=8", "data.sample.image_size=32", "train.batch_size=2", "train.g_channels=4",
+          "train.d_channels=4", "train.log_every=2", "cyclegan.n_blocks=1", "cyclegan.pool_size=3",
+          "cyclegan.grid_photos=2", "output.n_min=10", "generate.n_images=20", "generate.batch_size=8"),
     summary="two generators and two PatchGANs; LSGAN + cycle + identity L1"))

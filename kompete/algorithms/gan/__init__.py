@@ -43,4 +43,7 @@ SPEC = register(AlgorithmSpec(
     models={m: {} for f in FAMILIES for m in (f, f"{f}_cond")},
     options={m: o for f, o in FAMILIES.items() if o is not None for m in (f, f"{f}_cond")},
     task_class=_task_class,
+    tiny=("sample-dogs", "train.model=dcgan_cond", "data.image_size=16", "train.g_channels=8", "train.d_channels=8",
+          "gan.z_dim=16", "train.batch_size=16", "train.log_every=2", "gan.ema_decay=0.9", "output.n_min=10",
+          "generate.n_images=20", "generate.batch_size=16"),
     summary="G and D (+ EMA of G) from noise; `_cond` models take the class labels"))
