@@ -16,7 +16,7 @@ from kompete.config import load_config
 from kompete.generate import generate_zip
 from kompete.train import state as ckpt
 from kompete.train.budget import make_budget
-from kompete.train.context import make_context
+from kompete.runtime.context import make_context
 from kompete.train.trainer import Trainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")

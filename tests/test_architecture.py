@@ -107,3 +107,60 @@ def test_listing_and_config_commands_load_no_torch(args, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
     assert out.stdout.strip().splitlines()[-1] == "NO-TORCH", out.stdout + out.stderr
+
+
+# The data flow, earliest first: a module imports only from its own stage or earlier ones. The shared
+# pieces (errors, registry, schema, paths) sit below everything; the torch-free specs (the __init__ of
+# kompete.algorithms, of each algorithm and of kompete.losses) are read by config. generate and archive are
+# one stage (generate writes through archive's zip writer); the ledger is a leaf store the recording
+# stages call, and pipeline and cli reach across the whole chain.
+SHARED = ("kompete.errors", "kompete.registry", "kompete.schema", "kompete.paths")
+STAGES = (
+    ("config", ("kompete.config",)),
+    ("data", ("kompete.data", "kompete.init")),
+    ("runtime", ("kompete.runtime", "kompete.device")),
+    ("algorithm", ("kompete.algorithms", "kompete.models", "kompete.losses", "kompete.penalties")),
+    ("train", ("kompete.train",)),
+    ("generate", ("kompete.generate", "kompete.archive")),
+    ("metrics", ("kompete.metrics",)),
+    ("kernel", ("kompete.kernel", "kompete.ledger", "kompete.pipeline", "kompete.cli", "kompete.__main__")),
+)
+
+
+def is_spec(module: str) -> bool:
+    parts = module.split(".")
+    return module in ("kompete.algorithms", "kompete.losses") or (
+        len(parts) == 3 and parts[1] == "algorithms" and (PACKAGE / "algorithms" / parts[2] / "__init__.py").is_file())
+
+
+def stage_of(module: str) -> int:
+    """The index of the stage `module` belongs to (-1: a shared piece)."""
+    if module in SHARED:
+        return -1
+    if is_spec(module):
+        return 0
+    if module == "kompete":
+        return len(STAGES) - 1
+    for i, (_, roots) in enumerate(STAGES):
+        if any(module == r or module.startswith(r + ".") for r in roots):
+            return i
+    raise AssertionError(f"{module} belongs to no stage: add it to STAGES")
+
+
+def test_every_import_runs_with_the_data_flow():
+    graph = import_graph()
+    top = len(STAGES) - 1  # kernel, campaign, pipeline, cli: may import anything
+    backwards = [f"{name} ({STAGES[stage_of(name)][0]}) imports {dep} ({STAGES[stage_of(dep)][0]})"
+                 for name, deps in graph.items() for dep in deps
+                 if stage_of(name) < top and stage_of(dep) > stage_of(name)
+                 and not (is_spec(name) and dep.startswith(name + "."))]  # a spec's lazy task_class()/implementation()
+    assert not backwards, "\n".join(sorted(backwards))
+
+
+def test_the_stage_order_is_what_the_house_says():
+    assert [s for s, _ in STAGES] == ["config", "data", "runtime", "algorithm", "train", "generate", "metrics",
+                                      "kernel"]
+    assert stage_of("kompete.algorithms.gan") == 0 and stage_of("kompete.algorithms.gan.task") == 3
+    assert stage_of("kompete.losses") == 0 and stage_of("kompete.losses.adversarial") == 3
+    assert stage_of("kompete.runtime.context") == 2 < stage_of("kompete.algorithms.base")
+    assert stage_of("kompete.train.context") == 4  # the alias left for old imports

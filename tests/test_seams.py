@@ -132,7 +132,7 @@ def test_r1_gives_d_the_input_gradient_penalty():
 def test_translation_algorithms_take_their_adversarial_loss_from_the_registry():
     from kompete.algorithms.base import build_task
     from kompete.losses.adversarial import HingeLoss, LSGANLoss
-    from kompete.train.context import make_context
+    from kompete.runtime.context import make_context
 
     spec = load_config("sample-monet").spec
     for model, loss, cls in (("cyclegan", "hinge", HingeLoss), ("cut", "lsgan", LSGANLoss)):

@@ -18,7 +18,7 @@ import torch
 
 from kompete.config import Config
 from kompete.errors import ConfigError
-from kompete.train.context import Context
+from kompete.runtime.context import Context
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from kompete.data import DomainPair, load_domains
 from kompete.data.augment import random_flip, resize_random_crop, to_float, to_uint8
 from kompete.data.diffaugment import diff_augment, parse_policy
 from kompete.errors import ConfigError, DataError
-from kompete.train.context import Context, eval_mode
+from kompete.runtime.context import Context, eval_mode
 
 
 class DomainPairTask(Task):
@@ -132,7 +132,7 @@ class DomainPairTask(Task):
 
     # ----------------------------------------------------------------- outputs
     def generator_for_inference(self) -> torch.nn.Module:
-        """The photo -> painting generator; callers set eval mode (kompete.train.context.eval_mode)."""
+        """The photo -> painting generator; callers set eval mode (kompete.runtime.context.eval_mode)."""
         assert self.translator_module is not None
         return self.translator_module
 

@@ -18,7 +18,7 @@ from kompete.config import Config
 from kompete.data import DomainPair
 from kompete import losses
 from kompete.models.cut import CutNetworks, encoder_features, patchnce, translate_with_features
-from kompete.train.context import Context
+from kompete.runtime.context import Context
 
 
 class CutTask(DomainPairTask):

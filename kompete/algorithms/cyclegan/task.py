@@ -20,7 +20,7 @@ from kompete.data import DomainPair
 from kompete import losses
 from kompete.models.cyclegan import CycleGan
 from kompete.models.image_pool import ImagePool
-from kompete.train.context import Context
+from kompete.runtime.context import Context
 
 LOSS_NAMES = ("g", "d", "g_adv", "cycle", "identity", "d_monet", "d_photo", "d_real", "d_fake")
 

@@ -16,7 +16,7 @@ from kompete.data.diffaugment import diff_augment, parse_policy
 from kompete.errors import ConfigError
 from kompete.models import EMA, GAN_NETWORKS
 from kompete.models.base import without_batch_norm
-from kompete.train.context import Context, eval_mode
+from kompete.runtime.context import Context, eval_mode
 
 GRID_SIZE = 64
 
