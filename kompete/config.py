@@ -151,6 +151,8 @@ MOVED = {**{f"train.{k}": f"gan.{k}" for k in ("z_dim", "self_attention", "pixel
                                                "ema_decay", "ema_start")},
          **{f"{s}.{k}": f"loss.{k}" for s in ("train", "gan") for k in ("label_smoothing", "label_noise")},
          "gan.gp_weight": "loss.gp_weight"}
+# Moved keys every saved config (config.yaml of a run, a checkpoint) holds: at these values they are dropped
+SAVED_DEFAULTS = {"gan.label_smoothing": 0.0, "gan.label_noise": 0.0, "gan.gp_weight": 10.0}
 
 
 @dataclass(frozen=True)
@@ -332,8 +334,8 @@ def config_from_dict(raw: dict[str, Any], origin: str = "<dict>") -> Config:
     if unknown:
         raise ConfigError(f"{origin}: unknown key '{unknown[0]}' at the top level; valid keys: "
                           f"{', '.join([*FIXED_SECTIONS, 'loss', *sorted(sections)])}")
+    raw = _check_moved(raw, origin)
     train = raw.get("train") or {}
-    _check_moved(raw, origin)
     if isinstance(train, dict):  # unset model and loss: the task's usual algorithm and its loss
         task = raw["task"] if isinstance(raw["task"], str) else ""
         train = {"model": DEFAULT_MODELS.get(task, "dcgan"), **train}
@@ -394,14 +396,19 @@ def _build_loss(name: str, options: Any, origin: str) -> Any:
     return _build(cls, options, origin, "loss")
 
 
-def _check_moved(raw: dict[str, Any], origin: str) -> None:
+def _check_moved(raw: dict[str, Any], origin: str) -> dict[str, Any]:
+    """raw without the moved keys a saved config holds at their old defaults; any other moved key is an error."""
+    raw = dict(raw)
     for section in ("train", "gan"):
         keys = raw.get(section)
+        if isinstance(keys, dict) and any(f"{section}.{k}" in SAVED_DEFAULTS for k in keys):
+            raw[section] = keys = {k: v for k, v in keys.items() if SAVED_DEFAULTS.get(f"{section}.{k}", ...) != v}
         for key in keys if isinstance(keys, dict) else ():
             if f"{section}.{key}" in MOVED:
                 new = MOVED[f"{section}.{key}"]
                 raise ConfigError(f"{origin}: '{section}.{key}' is now '{new}' "
                                   f"(a key of the {new.split('.')[0]} section)")
+    return raw
 
 
 def _check_spec(spec: AlgorithmSpec, cfg: Config, origin: str) -> None:
@@ -517,6 +524,11 @@ def _coerce(value: Any, tp: Any, origin: str, key: str) -> Any:
         return type([])(_coerce(v, item_tp, origin, f"{key}[{i}]") for i, v in enumerate(value))
     if tp is Any:
         return value
+    return _coerce_scalar(value, tp, origin, key)
+
+
+def _coerce_scalar(value: Any, tp: Any, origin: str, key: str) -> Any:
+    """A bool, int, float or str key's value, checked (YAML's 1e-4 string read as the number it means)."""
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -686,6 +698,9 @@ def describe(cls: Any = None, prefix: str = "") -> list[tuple[str, str, str]]:
             models = ", ".join(spec.models)
             rows.append((f"{spec.name}:", "", f"section of the {spec.name} algorithm (train.model: {models})"))
             rows += describe(spec.section, spec.name)
+            for options in dict.fromkeys(spec.options.values()):
+                owners = ", ".join(m for m, o in spec.options.items() if o is options)
+                rows += [(key, default, f"{owners}: {help}") for key, default, help in describe(options, spec.name)]
         for name in losses.LOSSES.names():
             loss = losses.LOSSES.get(name)
             if dataclasses.fields(loss.options):

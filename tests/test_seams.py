@@ -154,3 +154,22 @@ def test_a_lazy_regulariser_resumes_on_its_own_schedule(tmp_path):
     assert resumed.task.loss.d_calls == straight.task.loss.d_calls == 6
     a, b = tensors(straight.task.state_dict()), tensors(resumed.task.state_dict())
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_every_listed_network_family_is_registered_and_every_registered_one_listed():
+    from kompete.algorithms.gan import FAMILIES
+    from kompete.models import GAN_NETWORKS
+
+    assert GAN_NETWORKS.names() == sorted(m for f in FAMILIES for m in (f, f"{f}_cond"))
+
+
+def test_a_config_saved_before_losses_owned_their_options_still_loads():
+    cfg = load_config("sample-dogs")
+    old = cfg.to_dict()
+    del old["loss"]
+    old["gan"].update(label_smoothing=0.0, label_noise=0.0, gp_weight=10.0, self_attention=True, pixel_norm=True,
+                      minibatch_std=True)  # what every run's config.yaml held
+    assert config_hash(config.config_from_dict(old, "old.yaml")) == config_hash(cfg)
+    old["gan"]["label_smoothing"] = 0.1
+    with pytest.raises(ConfigError, match="'gan.label_smoothing' is now 'loss.label_smoothing'"):
+        config.config_from_dict(old, "old.yaml")

@@ -1,11 +1,17 @@
 """Networks. The noise -> image families register builders `build(cfg, n_classes) -> GanModels` by name in
 kompete.models.base.GAN_NETWORKS (the gan algorithm's `train.model` values, listed torch-free with
-their options in kompete.algorithms.gan.FAMILIES); translation networks (CycleGAN, CUT)
-are plain modules their algorithms build.
+their options in kompete.algorithms.gan.FAMILIES); translation networks (CycleGAN, CUT) are plain modules
+their algorithms build. Every module here is imported with the package, so a new family's
+`gan_family(...)` call needs no import line anywhere.
 """
 
+import importlib
+import pkgutil
+
 from kompete.models.base import GAN_NETWORKS, GanModels, gan_family
-from kompete.models import dcgan, sngan, vanilla  # noqa: F401,E402  (importing registers them)
 from kompete.models.ema import EMA
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")  # registers the families (dcgan, sngan, vanilla, ...)
 
 __all__ = ["EMA", "GAN_NETWORKS", "GanModels", "gan_family"]
