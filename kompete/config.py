@@ -18,10 +18,10 @@ from typing import Any, Literal
 
 import yaml
 
-from kompete import algorithms, losses, paths
+from kompete import algorithms, layouts, losses, paths
 from kompete.algorithms import AlgorithmSpec, spec_for_model
 from kompete.errors import ConfigError
-from kompete.schema import opt
+from kompete.schema import joined, opt
 
 
 # --------------------------------------------------------------------------- sections
@@ -47,23 +47,14 @@ DIFFAUGMENT_OPS = ("color", "translation", "cutout")  # train.diffaugment's name
 
 @dataclass(frozen=True)
 class DataConfig:
-    layout: Literal["dogs", "monet", "folder"] = opt(
-        "dogs", "which loader reads the files: dogs, monet, or folder (images, or class subfolders of images)")
+    """The `data:` keys every layout reads; a layout's own keys (folders, crops) are declared in its module,
+    kompete/layouts/<layout>.py, and join this section once data.layout names it."""
+
+    layout: str = opt("dogs", "which loader reads the files: a registered layout (dogs, monet, folder: images or "
+                              "class subfolders); `kompete config --keys` lists each one's keys")
     kaggle_dir: str = opt("", "folder under /kaggle/input/ holding the competition data")
     local_dir: str = opt("", "default local folder (relative to the working directory); --data-dir overrides")
-    images_dir: str = opt("all-dogs", "dogs: folder of training JPGs; folder: the folder of images or class "
-                                      "subfolders ('' = the data dir itself)")
-    annotations_dir: str = opt("Annotation", "dogs: folder of <breed>/<image id> Pascal-VOC XML files")
-    source_dir: str = opt("photo_jpg", "monet: the photos to translate")
-    target_dir: str = opt("monet_jpg", "monet: the paintings whose style is learned")
     image_size: int = opt(64, "training resolution (square)", ge=8, le=1024)
-    crop_margin: float = opt(0.08, "dogs: margin added around each bounding box, as a fraction of its size", ge=0, le=1)
-    min_box_size: int = opt(0, "dogs: skip boxes whose shorter side is below this many pixels", ge=0)
-    use_boxes: bool = opt(True, "dogs: crop bounding boxes (False: whole images, centre-cropped)")
-    crop: Literal["center", "random", "none"] = opt(
-        "center", "folder: the square taken before the resize: the centre, a random one (seeded by train.seed, "
-                  "drawn once when the data is prepared), or none (the whole image, squashed)")
-    load_size: int = opt(286, "monet: resize before the random crop to image_size", ge=8)
     random_flip: bool = opt(True, "random horizontal flips during training")
     sample: SampleConfig | None = opt(None, "set for a procedurally generated sample competition")
 
@@ -342,8 +333,9 @@ def config_from_dict(raw: dict[str, Any], origin: str = "<dict>") -> Config:
         spec = spec_for_model(str(train["model"]), _where(origin, "train.model"))
         if spec.losses:
             train = {"loss": spec.losses[0], **train}
-    fixed = {k: v for k, v in raw.items() if k not in sections and k != "loss"}
+    fixed = {k: v for k, v in raw.items() if k not in sections and k not in ("loss", "data")}
     cfg = _build(Config, {**fixed, "train": train}, origin, "")
+    cfg = dataclasses.replace(cfg, data=_build_data(raw.get("data"), origin))
     spec = spec_for_model(cfg.train.model, _where(origin, "train.model"))
     for other in sorted(sections & set(raw) - {spec.name}):
         # another algorithm's section may stay in the file (so `--set train.model=cut` works on a Monet YAML
@@ -358,25 +350,41 @@ def config_from_dict(raw: dict[str, Any], origin: str = "<dict>") -> Config:
 
 
 def _build_section(spec: AlgorithmSpec, model: str, section: Any, origin: str) -> Any:
-    """The algorithm's section for `model`: shared keys and that network's options. Another network's
-    option is dropped at its default (a saved sngan config switched to dcgan) and an error when changed."""
+    """The algorithm's section for `model`: shared keys and that network's options."""
+    return _build_joined(spec.name, spec.section_for(model), model, spec.options, section, origin,
+                         spec.models[model])
+
+
+def _build_data(section: Any, origin: str) -> Any:
+    """The data section: the shared keys and the keys of the layout data.layout names (looked up first)."""
+    name = section.get("layout", DataConfig.layout) if isinstance(section, dict) else DataConfig.layout
+    if not isinstance(name, str) or name not in {s.name for s in layouts.specs()}:
+        raise ConfigError(f"{_where(origin, 'data.layout')}: 'data.layout' is {name!r}; choose one of: "
+                          f"{', '.join(layouts.LAYOUTS.names())}")
+    options = {s.name: s.options for s in layouts.specs()}
+    return _build_joined("data", joined(DataConfig, options[name]), name, options, section, origin)
+
+
+def _build_joined(prefix: str, cls: type, chosen: str, options: dict[str, type], section: Any, origin: str,
+                  defaults: dict[str, Any] | None = None) -> Any:
+    """A section of shared keys plus the options of `chosen` (a network, a layout). Another one's option is
+    dropped at its default (a saved sngan config switched to dcgan) and an error naming its owner otherwise."""
     section = {} if section is None else section
     if not isinstance(section, dict):
-        raise ConfigError(f"{origin}: '{spec.name}' must be a mapping, got {type(section).__name__}")
-    cls = spec.section_for(model)
+        raise ConfigError(f"{origin}: '{prefix}' must be a mapping, got {type(section).__name__}")
     own = {f.name for f in dataclasses.fields(cls)}
     kept = {}
     for key, value in section.items():
-        owners = sorted({m for m, o in spec.options.items() for f in dataclasses.fields(o) if f.name == key})
+        owners = sorted({m for m, o in options.items() for f in dataclasses.fields(o) if f.name == key})
         if key in own or not owners:
             kept[key] = value  # unknown keys fail in _build with the valid ones listed
             continue
-        option = next(f for f in dataclasses.fields(spec.options[owners[0]]) if f.name == key)
+        option = next(f for f in dataclasses.fields(options[owners[0]]) if f.name == key)
         if value != option.default:
-            families = sorted({o.removesuffix("_cond") for o in owners})
-            raise ConfigError(f"{_where(origin, f'{spec.name}.{key}')}: '{spec.name}.{key}' is an option of "
-                              f"{', '.join(families)}, not of {model}; remove it")
-    return _build(cls, {**spec.models[model], **kept}, origin, spec.name)
+            names = sorted({o.removesuffix("_cond") for o in owners})
+            raise ConfigError(f"{_where(origin, f'{prefix}.{key}')}: '{prefix}.{key}' is an option of "
+                              f"{', '.join(names)}, not of {chosen}; remove it")
+    return _build(cls, {**(defaults or {}), **kept}, origin, prefix)
 
 
 def _build_loss(name: str, options: Any, origin: str) -> Any:
@@ -448,6 +456,7 @@ def apply_override(raw: dict[str, Any], item: str, origin: str = "--set") -> str
         if cls is Config:
             hints.pop("algo")
             hints.update({s.name: s.any_section() for s in algorithms.specs()})
+            hints["data"] = joined(DataConfig, *(s.options for s in layouts.specs()))
         if part not in hints:
             where = ".".join(parts[:i]) or "the top level"
             raise ConfigError(f"--set {key}: unknown key '{part}' in {where}; valid keys: {', '.join(hints)}")
@@ -658,8 +667,10 @@ def config_hash(cfg: Config) -> str:
     Hashed: the schema version and the values that differ from the defaults (the algorithm's section under
     its name, compared with that section's own defaults), so adding a key with a default changes no hash."""
     changed = _changes(cfg, _build(Config, {}, "<defaults>", ""))
-    for name in ("algo", "loss"):
+    for name in ("algo", "loss", "data"):
         changed.pop(name, None)
+    if data := _changes(cfg.data, type(cfg.data)()):  # against the defaults of its layout's keys too
+        changed["data"] = data
     if algo := _changes(cfg.algo, type(cfg.algo)()):
         changed[cfg.spec.name] = algo
     if loss := _changes(cfg.loss, type(cfg.loss)()):
@@ -701,6 +712,8 @@ def describe(cls: Any = None, prefix: str = "") -> list[tuple[str, str, str]]:
             for options in dict.fromkeys(spec.options.values()):
                 owners = ", ".join(m for m, o in spec.options.items() if o is options)
                 rows += [(key, default, f"{owners}: {help}") for key, default, help in describe(options, spec.name)]
+        for lay in layouts.specs():
+            rows += [(key, default, f"{lay.name}: {help}") for key, default, help in describe(lay.options, "data")]
         for name in losses.LOSSES.names():
             loss = losses.LOSSES.get(name)
             if dataclasses.fields(loss.options):

@@ -42,7 +42,7 @@ def test_real_competition_facts():
     ("name: x\ntask: generate\ntrain: {batch_size: many}\n", "'train.batch_size' must be an integer"),
     ("name: x\ntask: generate\ntrain: {lr_g: fast}\n", "'train.lr_g' must be a number"),
     ("name: x\ntask: generate\ndata: {random_flip: 1}\n", "'data.random_flip' must be true or false"),
-    ("name: x\ntask: generate\ndata: {layout: cats}\n", "'data.layout' must be one of dogs, monet"),
+    ("name: x\ntask: generate\ndata: {layout: cats}\n", "'data.layout' is 'cats'; choose one of: dogs, folder, monet"),
     ("name: x\ntask: generate\nmetric: {eps: 0}\n", "'metric.eps' must be > 0"),
     ("name: x\ntask: generate\nmetric: {eps: 2}\n", "'metric.eps' must be <= 1"),
     ("name: x\ntask: generate\noutput: {n_min: 10, n_max: 5}\n", "'output.n_min' (10) exceeds"),

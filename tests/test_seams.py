@@ -173,3 +173,26 @@ def test_a_config_saved_before_losses_owned_their_options_still_loads():
     old["gan"]["label_smoothing"] = 0.1
     with pytest.raises(ConfigError, match="'gan.label_smoothing' is now 'loss.label_smoothing'"):
         config.config_from_dict(old, "old.yaml")
+
+
+# --------------------------------------------------------------------------- layouts
+
+
+def test_a_layouts_keys_join_the_data_section_and_anothers_are_an_error():
+    assert load_config("sample-faces", ["data.crop=random"]).data.crop == "random"
+    assert "'data.crop' is an option of folder, not of dogs" in error_of("sample-dogs", "data.crop=random")
+    assert "'data.layout' is 'cats'; choose one of: dogs, folder, monet" in error_of("sample-dogs", "data.layout=cats")
+    assert not hasattr(load_config("sample-monet").data, "annotations_dir")
+
+
+def test_every_layout_is_a_torch_free_spec_whose_folders_the_data_stage_finds():
+    from kompete import layouts
+    from kompete.data import locate
+
+    for spec in layouts.specs():
+        keys = {f.name for f in dataclasses.fields(spec.options)}
+        assert {key for key, _ in spec.roles.values()} <= keys, spec.name
+        assert locate.ROLES[spec.name].keys() == spec.roles.keys() and locate.TRAIN_ROLE[spec.name] == spec.train_role
+    code = "import sys; from kompete import layouts; layouts.specs(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert out.stdout.strip() == "False", out.stdout + out.stderr

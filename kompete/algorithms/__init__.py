@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-import dataclasses
-import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from kompete.errors import ConfigError
 from kompete.registry import Registry
+from kompete.schema import joined
 
 ALGORITHMS: Registry = Registry("algorithm")
 
@@ -43,20 +42,11 @@ class AlgorithmSpec:
 
     def section_for(self, model: str) -> type:
         """The section's dataclass for `model`: the shared keys plus that network's own options."""
-        return _merged(self.section, self.options.get(model))
+        return joined(self.section, self.options.get(model))
 
     def any_section(self) -> type:
         """The section with every network's options: what another algorithm's section is checked against."""
-        return _merged(self.section, *dict.fromkeys(self.options.values()))
-
-
-@functools.cache
-def _merged(section: type, *options: type | None) -> type:
-    bases = tuple(o for o in options if o is not None)
-    if not bases:
-        return section
-    name = "_".join(c.__name__ for c in (section, *bases))
-    return dataclasses.make_dataclass(name, [], bases=(*bases, section), frozen=True)
+        return joined(self.section, *self.options.values())
 
 
 def register(spec: AlgorithmSpec) -> AlgorithmSpec:

@@ -1,15 +1,13 @@
 """Data for every competition layout: find it, prepare it once, cache it, hand it over as uint8 arrays.
 
-A layout registers once in LAYOUTS: the kind of data it gives (`generate`: one ImageSet, `translate`: a
-DomainPair of two domains) and its loader (imported only when it runs). Where its folders are is
-`locate.ROLES`.
+Each layout is a torch-free spec in kompete/layouts/<name>.py (LAYOUTS): the kind of data it gives
+(`generate`: one ImageSet, `translate`: a DomainPair of two domains), its folders by role (`locate.ROLES`)
+and its loader here, `data/<name>.py`, imported only when it runs.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from kompete import paths
 from kompete.config import Config
@@ -17,43 +15,11 @@ from kompete.data import locate
 from kompete.data.locate import download_hint
 from kompete.data.images import IMAGE_SUFFIXES, DataSummary, DomainPair, ImageSet, list_images
 from kompete.errors import DataError
-from kompete.registry import Registry
+from kompete.layouts import LAYOUTS, LayoutSpec, layout
 
 
-__all__ = ["LAYOUTS", "DataSummary", "DomainPair", "ImageSet", "Layout", "load_domains", "prepare_images",
+__all__ = ["LAYOUTS", "DataSummary", "DomainPair", "ImageSet", "load_domains", "prepare_images",
            "reference_files", "resolve_data_dir"]
-
-
-@dataclass(frozen=True)
-class Layout:
-    task: str  # "generate": one ImageSet (prepare_images); "translate": a DomainPair (load_domains)
-    load: Callable[[Config, Path, bool], "ImageSet | DomainPair"]  # (cfg, data dir, progress)
-
-
-LAYOUTS: Registry[Layout] = Registry("layout")
-
-
-def _load_dogs(cfg: Config, root: Path, progress: bool) -> ImageSet:
-    from kompete.data.dogs import prepare_dogs
-
-    return prepare_dogs(cfg, root, progress)
-
-
-def _load_monet(cfg: Config, root: Path, progress: bool) -> DomainPair:
-    from kompete.data import monet
-
-    return monet.load_domains(cfg, root, progress)
-
-
-def _load_folder(cfg: Config, root: Path, progress: bool) -> ImageSet:
-    from kompete.data.folder import prepare_folder
-
-    return prepare_folder(cfg, root, progress)
-
-
-LAYOUTS.register("dogs")(Layout("generate", _load_dogs))
-LAYOUTS.register("monet")(Layout("translate", _load_monet))
-LAYOUTS.register("folder")(Layout("generate", _load_folder))
 
 
 def resolve_data_dir(cfg: Config, data_dir: str | Path | None = None) -> Path:
@@ -78,22 +44,22 @@ def resolve_data_dir(cfg: Config, data_dir: str | Path | None = None) -> Path:
                     hint=download_hint(cfg))
 
 
-def _layout(cfg: Config, task: str) -> Layout:
-    layout = LAYOUTS.get(cfg.data.layout, "data.layout")
-    if layout.task != task:
-        other = "load_domains()" if layout.task == "translate" else "prepare_images()"
+def _layout(cfg: Config, task: str) -> LayoutSpec:
+    spec = layout(cfg.data.layout)
+    if spec.task != task:
+        other = "load_domains()" if spec.task == "translate" else "prepare_images()"
         raise DataError(f"{cfg.name} has the {cfg.data.layout} layout; use {other}")
-    return layout
+    return spec
 
 
 def prepare_images(cfg: Config, data_dir: str | Path | None = None, progress: bool = True) -> ImageSet:
     """Training images of a `generate` competition (dogs or folder layout), cropped, resized and cached."""
-    return _layout(cfg, "generate").load(cfg, resolve_data_dir(cfg, data_dir), progress)
+    return _layout(cfg, "generate").load()(cfg, resolve_data_dir(cfg, data_dir), progress)
 
 
 def load_domains(cfg: Config, data_dir: str | Path | None = None, progress: bool = True) -> DomainPair:
     """Photos (source) and paintings (target) of a `translate` competition (monet layout)."""
-    return _layout(cfg, "translate").load(cfg, resolve_data_dir(cfg, data_dir), progress)
+    return _layout(cfg, "translate").load()(cfg, resolve_data_dir(cfg, data_dir), progress)
 
 
 def reference_files(cfg: Config, data_dir: str | Path | None = None) -> list[Path]:
@@ -132,7 +98,7 @@ def reference_files(cfg: Config, data_dir: str | Path | None = None) -> list[Pat
 
 def summarise(cfg: Config, data_dir: str | Path | None = None, progress: bool = True) -> list[DataSummary]:
     """Load everything the competition trains on and return what was found (the `kompete data` report)."""
-    loaded = LAYOUTS.get(cfg.data.layout, "data.layout").load(cfg, resolve_data_dir(cfg, data_dir), progress)
+    loaded = layout(cfg.data.layout).load()(cfg, resolve_data_dir(cfg, data_dir), progress)
     if isinstance(loaded, DomainPair):
         return [loaded.source.summary, loaded.target.summary]
     return [loaded.summary]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from kompete import paths
+from kompete import layouts, paths
 from kompete.config import Config
 from kompete.data.images import FOLDER_SUFFIXES, IMAGE_SUFFIXES
 from kompete.errors import DataError
@@ -152,14 +152,13 @@ def locate(root: Path, name: str, accept: Callable[[Path], bool]) -> tuple[Path,
     return None
 
 
-# layout -> role -> (the DataConfig key naming its folder, what such a folder must hold)
+# what a folder of each kind (kompete.layouts.FOLDER_KINDS) must hold
+ACCEPT = {"images": has_images, "images_or_classes": has_images_or_classes, "file_folders": has_file_folders}
+# layout -> role -> (the data key naming its folder, what such a folder must hold), from the layout specs
 ROLES: dict[str, dict[str, tuple[str, Callable[[Path], bool]]]] = {
-    "dogs": {"images": ("images_dir", has_images), "annotations": ("annotations_dir", has_file_folders)},
-    "monet": {"source": ("source_dir", has_images), "target": ("target_dir", has_images)},
-    "folder": {"images": ("images_dir", has_images_or_classes)},
-}
+    s.name: {role: (key, ACCEPT[kind]) for role, (key, kind) in s.roles.items()} for s in layouts.specs()}
 # the role whose folder holds the training images (metric.reference: train_images)
-TRAIN_ROLE = {"dogs": "images", "monet": "source", "folder": "images"}
+TRAIN_ROLE = {s.name: s.train_role for s in layouts.specs()}
 
 
 def roles(cfg: Config) -> dict[str, tuple[str, Callable[[Path], bool]]]:
