@@ -105,6 +105,11 @@ def resolve(comp: str, recipe: Recipe, common: list[str]) -> tuple[list[str] | N
     notes = [recipe.note] if recipe.note else []
     from kompete.algorithms.base import task_class
 
+    kept_common: list[str] = []
+    for item in common:
+        if _fits(comp, [*kept_common, item], recipe.overrides, notes):
+            kept_common.append(item)
+    common = kept_common
     try:
         task_class(load_config(comp, common + recipe.overrides))  # registry names (losses, models) too
     except ConfigError as exc:
@@ -117,6 +122,18 @@ def resolve(comp: str, recipe: Recipe, common: list[str]) -> tuple[list[str] | N
         except ConfigError as exc:
             notes.append(f"dropped {item} (the config rejects it: {str(exc)[:70]})")
     return common + recipe.overrides + kept, notes
+
+
+def _fits(comp: str, common: list[str], overrides: list[str], notes: list[str]) -> bool:
+    """False (with a note) when common's last key belongs to a network the recipe does not train
+    (gan.self_attention is sngan's: a dcgan recipe drops it)."""
+    try:
+        load_config(comp, [*common, *overrides])
+    except ConfigError as exc:
+        if "is an option of" in str(exc):
+            notes.append(f"dropped {common[-1]} ({str(exc).split(': ', 1)[-1][:70]})")
+            return False
+    return True
 
 
 def elapsed_at(run_dir: Path, step: int) -> float:
