@@ -55,8 +55,19 @@ class ZipImageWriter:
 
     def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: TracebackType | None) -> bool:
         assert self._zip is not None
-        self._zip.close()
-        return bool(self._atomic.__exit__(exc_type, exc, tb))
+        try:
+            self._zip.close()
+        except OSError as err:  # the central directory did not fit (a full disk)
+            if exc is None:
+                exc_type, exc, tb = type(err), err, err.__traceback__
+        try:
+            self._atomic.__exit__(exc_type, exc, tb)  # the temporary file is removed unless all went well
+        except OSError as err:
+            exc = err
+        if isinstance(exc, OSError):  # one line naming the zip, not the hidden temporary file
+            raise ArchiveError(f"cannot write {self.path}: {exc.strerror or exc}",
+                               hint="choose a writable place with room for it with --out") from None
+        return False
 
     def add(self, image: np.ndarray, name: str | None = None) -> str:
         """Encode one HxWx3 uint8 image; returns its member name."""
@@ -258,6 +269,8 @@ def scan_zip(path: str | Path, fmt: str, image_size: int, n_min: int, n_max: int
         raise ArchiveError(f"unknown image format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     if layout not in LAYOUTS:
         raise ArchiveError(f"unknown zip layout {layout!r}; choose one of: {', '.join(LAYOUTS)}")
+    if path.is_dir():
+        raise ArchiveError(f"{path} is a folder, not a zip")
     if not path.is_file():
         raise ArchiveError(f"{path}: no such file")
     if not zipfile.is_zipfile(path):

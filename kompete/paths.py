@@ -80,7 +80,8 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
             os.chmod(tmp_path, _default_file_mode())  # mkstemp makes 0600; a zip must be readable by others
         os.replace(tmp_path, target)
     except OSError as exc:
-        if tmp in (str(exc.filename), str(exc.filename2)):
+        # a write error has no file name (a full disk); one about the temporary file is about the target
+        if exc.filename is None or tmp in (str(exc.filename), str(exc.filename2)):
             raise _naming(exc, target) from None
         raise
     finally:

@@ -242,6 +242,43 @@ def test_6_a_full_disk_keeps_the_previous_checkpoint_and_says_one_line(tmp_path,
     assert state.list_checkpoints(tmp_path) == [first] and first.read_bytes() == before
 
 
+def test_6_a_full_disk_under_a_zip_is_one_error_naming_the_zip(tmp_path, monkeypatch):
+    import contextlib
+
+    from kompete import archive
+
+    @contextlib.contextmanager
+    def onto_a_full_disk(path):
+        yield Path("/dev/full")
+
+    monkeypatch.setattr(archive, "atomic_output", onto_a_full_disk)
+    with pytest.raises(ArchiveError) as err:
+        with ZipImageWriter(tmp_path / "images.zip") as zw:
+            for _ in range(64):
+                zw.add(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    assert f"cannot write {tmp_path / 'images.zip'}" in err.value.message
+
+
+def test_6_a_write_error_without_a_file_name_names_the_target(tmp_path):
+    import errno
+
+    from kompete import paths
+
+    with pytest.raises(OSError) as err:
+        with paths.atomic_output(tmp_path / "x.yaml"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert err.value.filename == str(tmp_path / "x.yaml") and list(tmp_path.iterdir()) == []
+
+
+def test_6_resume_keeps_metrics_bytes_that_are_not_utf8(tmp_path):
+    from kompete.train.rundir import truncate_metrics
+
+    path = tmp_path / "metrics.csv"
+    path.write_bytes(b"step,note\r\n1,caf\xe9\r\n2,x\r\ninf,y\r\n5,z\r\n")
+    assert truncate_metrics(path, 2) == 2
+    assert path.read_bytes() == b"step,note\r\n1,caf\xe9\r\n2,x\r\n"
+
+
 def test_15_a_read_only_error_names_the_target_not_the_temporary_file(tmp_path, monkeypatch):
     import tempfile
 

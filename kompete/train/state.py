@@ -18,6 +18,7 @@ PATTERN = re.compile(r"step-(\d+)\.pt$")
 FORMAT = 1
 BEST = "best.pt"  # the lowest in-training MiFID; never rotated (its score is in best.json beside it)
 BEST_JSON = "best.json"
+FULL_BELOW = 64 << 20  # bytes free under which a failed write is put down to a full disk
 
 
 def checkpoint_path(run_dir: str | Path, step: int) -> Path:
@@ -46,6 +47,8 @@ def _write_failure(path: Path, exc: BaseException) -> str:
         free = shutil.disk_usage(path.parent).free
     except OSError:
         return text
+    if free < FULL_BELOW:  # torch says "unexpected pos ..." or "file write failed": the cause is the space
+        return f"the disk is full ({free / 2**20:.1f} MiB free)"
     return f"{text} ({free / 2**20:.1f} MiB free on that disk)"
 
 
