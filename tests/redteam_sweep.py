@@ -350,7 +350,8 @@ def run_case(case: Case, world: Path, scratch: Path, env: dict[str, str], server
     if skipped:
         return {"id": case.id, "skipped": True}
     proc = subprocess.Popen(command(case, box), env=case_env, cwd=box, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=_default_sigint)
     if case.signal_after:
         sig, after = case.signal_after
         try:
@@ -372,6 +373,12 @@ def run_case(case: Case, world: Path, scratch: Path, env: dict[str, str], server
     lost_in_mount = sum(int(line.split()[1]) for line in stderr.splitlines() if line.startswith("SWEEP-LOST "))
     return {"id": case.id, "rc": proc.returncode, "traceback": "Traceback" in both_out, "lost": lost,
             "lost_in_mount": lost_in_mount, "outside": new, "last": ([x for x in stderr.strip().splitlines() if not x.startswith("SWEEP-LOST")] or [""])[-1][:160]}
+
+
+def _default_sigint() -> None:
+    """A sweep started in the background (`&`) ignores SIGINT, and its children would inherit that: the
+    command under test gets Python's own Ctrl-C handling back."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _may(rel: str, globs: list[str]) -> bool:

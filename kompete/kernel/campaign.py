@@ -163,6 +163,7 @@ def _build_variants(competition: str, name: str, variants: list[tuple[str, Confi
                     score: bool | None, notify: Notify) -> list[dict]:
     """One bundle per variant, as campaign kernel rows; a failure part way removes the bundles this call made."""
     made_root = not folder.exists()
+    there = set() if made_root else {p.name for p in folder.iterdir()}  # never removed: not made by this call
     rows: list[dict] = []
     try:
         for label, cfg in variants:
@@ -173,7 +174,8 @@ def _build_variants(competition: str, name: str, variants: list[tuple[str, Confi
                          "changes_json": json.dumps(changes_from_default(competition, cfg), default=str)})
             notify(Event(label, "built", f"{bundle.kernel_id}  config {bundle.config_hash}"))
     except BaseException:
-        _remove_bundles(folder if made_root else None, [Path(r["folder"]) for r in rows])
+        _remove_bundles(folder if made_root else None,
+                        [Path(r["folder"]) for r in rows if Path(r["folder"]).name not in there])
         raise
     return rows
 
