@@ -43,6 +43,7 @@ class ZipImageWriter:
         self._zip: zipfile.ZipFile | None = None
 
     def __enter__(self) -> "ZipImageWriter":
+        check_replaceable(self.path)
         remove_stale_temps(self.path)  # what a killed earlier run left (megabytes of half a zip)
         try:
             tmp = self._atomic.__enter__()
@@ -54,8 +55,19 @@ class ZipImageWriter:
 
     def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: TracebackType | None) -> bool:
         assert self._zip is not None
-        self._zip.close()
-        return bool(self._atomic.__exit__(exc_type, exc, tb))
+        try:
+            self._zip.close()
+        except OSError as err:  # the central directory did not fit (a full disk)
+            if exc is None:
+                exc_type, exc, tb = type(err), err, err.__traceback__
+        try:
+            self._atomic.__exit__(exc_type, exc, tb)  # the temporary file is removed unless all went well
+        except OSError as err:
+            exc = err
+        if isinstance(exc, OSError):  # one line naming the zip, not the hidden temporary file
+            raise ArchiveError(f"cannot write {self.path}: {exc.strerror or exc}",
+                               hint="choose a writable place with room for it with --out") from None
+        return False
 
     def add(self, image: np.ndarray, name: str | None = None) -> str:
         """Encode one HxWx3 uint8 image; returns its member name."""
@@ -86,6 +98,30 @@ class ZipImageWriter:
         self._zip.writestr(name, blob)
         self.count += 1
         return name
+
+
+def check_replaceable(path: Path) -> None:
+    """A file already at the zip's place is replaced only when it is an image zip (an earlier submission)
+    or empty: `--out` naming a checkpoint, a config or any other file must not destroy it."""
+    try:
+        if path.is_dir():
+            raise ArchiveError(f"cannot write {path}: it is a folder", hint="give a zip file name with --out")
+        if not path.exists() or path.stat().st_size == 0:
+            return
+    except OSError:
+        return  # unreadable here: writing it will say why
+    if not _is_image_zip(path):
+        raise ArchiveError(f"refusing to replace {path}: it is not an image zip (a checkpoint? another file?)",
+                           hint="choose another --out")
+
+
+def _is_image_zip(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return False
+    return all(n.endswith("/") or n.lower().endswith(IMAGE_NAMES) for n in names)
 
 
 def _check_folder(folder: str) -> None:
@@ -233,6 +269,8 @@ def scan_zip(path: str | Path, fmt: str, image_size: int, n_min: int, n_max: int
         raise ArchiveError(f"unknown image format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     if layout not in LAYOUTS:
         raise ArchiveError(f"unknown zip layout {layout!r}; choose one of: {', '.join(LAYOUTS)}")
+    if path.is_dir():
+        raise ArchiveError(f"{path} is a folder, not a zip")
     if not path.is_file():
         raise ArchiveError(f"{path}: no such file")
     if not zipfile.is_zipfile(path):
@@ -311,7 +349,35 @@ def _decode_in_windows(report: ZipReport, members: list[tuple[str, Callable[[], 
             consumer(np.stack(batch))
 
 
-def validate_zip(cfg, path: str | Path) -> ZipReport:
-    """The competition's checks on a submission zip (`cfg` is a Config); ok, or a list of defects."""
+UNKNOWN_CLASS = "class folders the competition does not have"
+
+
+def validate_zip(cfg, path: str | Path, classes: Sequence[str] | None = None) -> ZipReport:
+    """The competition's checks on a submission zip (`cfg` is a Config); ok, or a list of defects.
+
+    by_class: a folder that names none of the competition's `classes` is a defect (default: the class
+    folders of its data, when the data is here; with no data, folder names cannot be checked).
+    """
     out = cfg.output
-    return scan_zip(path, out.format, out.image_size, out.n_min, out.n_max, layout=out.layout)
+    report = scan_zip(path, out.format, out.image_size, out.n_min, out.n_max, layout=out.layout)
+    if out.layout == "by_class":
+        known = competition_classes(cfg) if classes is None else list(classes)
+        for folder in sorted(set(report.class_counts) - set(known or report.class_counts)):
+            report.add(UNKNOWN_CLASS, f"{folder}/")
+    return report
+
+
+def competition_classes(cfg, data_dir: str | Path | None = None) -> list[str] | None:
+    """The class folder names of a folder-layout competition's data (what a conditional model learns), or
+    None when the data is not here. Only names are listed: nothing is decoded."""
+    if cfg.data.layout != "folder":
+        return None
+    from kompete.data import locate, resolve_data_dir
+    from kompete.data.folder import scan
+    from kompete.errors import KompeteError
+
+    try:
+        found = scan(locate.folder(cfg, resolve_data_dir(cfg, data_dir), "images"))
+    except (KompeteError, OSError):
+        return None
+    return None if found.flat or not found.files else found.classes

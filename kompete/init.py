@@ -19,7 +19,7 @@ from pathlib import Path
 from PIL import Image
 
 from kompete import paths
-from kompete.config import Config, MetricConfig, load_config
+from kompete.config import Config, MetricConfig, find_competition, load_config
 from kompete.data.folder import FolderScan, scan
 from kompete.errors import ConfigError, DataError
 
@@ -135,6 +135,7 @@ def init_competition(name: str, images: str | Path, image_size: int = 64, count:
         raise ConfigError(f"competition name {name!r}: use letters, digits, '-' and '_', starting with a "
                           "letter or digit (e.g. masked-faces)")
     target = Path(out) / f"{name}.yaml"
+    _check_no_shadow(name, target)
     if target.exists() and not force and not dry_run:
         raise ConfigError(f"{target} exists", hint="pass --force to replace it, or choose another name")
     facts = inspect_folder(Path(images))
@@ -144,6 +145,23 @@ def init_competition(name: str, images: str | Path, image_size: int = 64, count:
         paths.write_text_atomic(target, text)
     listed = Path(out).resolve() in paths.competitions_dirs()
     return InitResult(target, text, not dry_run, facts, listed)
+
+
+def _check_no_shadow(name: str, target: Path) -> None:
+    """A name already configured elsewhere is refused: written into a searched folder, the new YAML would
+    silently replace that competition for every later command run here (or be hidden by it), and kompete's
+    own competitions are never replaced, not even with --force."""
+    try:
+        existing = find_competition(name).resolve()
+    except ConfigError:
+        return  # a new name
+    mine = target.resolve()
+    shipped = existing.parent == (paths.REPO_DIR / "competitions").resolve()
+    searched = mine.parent in paths.competitions_dirs()
+    if existing != mine and searched or existing == mine and shipped:
+        raise ConfigError(f"competition {name!r} already exists ({existing}); a {name}.yaml in {target.parent} "
+                          f"would {'replace' if existing == mine else 'shadow'} it for every command",
+                          hint="choose another name")
 
 
 def _validate(name: str, text: str, metric: str, target: Path) -> Config:
@@ -162,13 +180,9 @@ def _validate(name: str, text: str, metric: str, target: Path) -> Config:
 
 
 def _local_dir(images: Path) -> str:
-    """The folder as the YAML names it: relative to the working directory when inside it (portable with a
-    repository), else absolute."""
-    resolved = images.resolve()
-    try:
-        return resolved.relative_to(Path.cwd().resolve()).as_posix() or "."
-    except ValueError:
-        return resolved.as_posix()
+    """The folder as the YAML names it: absolute, because data.local_dir is read relative to the working
+    directory of each later command (a relative path broke the competition from any other folder)."""
+    return images.resolve().as_posix()
 
 
 def render_yaml(name: str, images: Path, facts: FolderFacts, image_size: int, count: int, fmt: str,

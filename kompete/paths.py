@@ -66,9 +66,12 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     A killed process leaves either the old file or the new one, never half of one.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # the pid in the name lets a later run tell a dead process's leftover from a live writer's file
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # the pid in the name lets a later run tell a dead process's leftover from a live writer's file
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp")
+    except OSError as exc:
+        raise _naming(exc, target) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -76,9 +79,19 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
         if tmp_path.exists():
             os.chmod(tmp_path, _default_file_mode())  # mkstemp makes 0600; a zip must be readable by others
         os.replace(tmp_path, target)
+    except OSError as exc:
+        # a write error has no file name (a full disk); one about the temporary file is about the target
+        if exc.filename is None or tmp in (str(exc.filename), str(exc.filename2)):
+            raise _naming(exc, target) from None
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _naming(exc: OSError, target: Path) -> OSError:
+    """The same error about `target`: the user never chose the hidden temporary name beside it."""
+    return type(exc)(exc.errno, exc.strerror, str(target)) if exc.errno is not None else exc
 
 
 def remove_stale_temps(path: str | os.PathLike) -> list[Path]:

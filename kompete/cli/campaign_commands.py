@@ -120,6 +120,7 @@ def wait_cmd(name, timeout_s, poll_s, max_poll_s, db_path) -> None:
     from kompete.ledger import campaign_store as store
 
     with _open(db_path) as ledger:
+        store.campaign(ledger, name)  # an unknown name is said as such, before credentials are needed
         try:
             camp_mod.wait(ledger, _client(), name, timeout_s, poll_s, max_poll_s, notify=_echo)
         finally:
@@ -139,8 +140,10 @@ def wait_cmd(name, timeout_s, poll_s, max_poll_s, db_path) -> None:
 def collect_cmd(name, score_from, weights, data_dir, again, db_path) -> None:
     """Fetch, validate, score and record every finished kernel; failures become rows with their reason."""
     from kompete.kernel import campaign_results as results
+    from kompete.ledger import campaign_store as store
 
     with _open(db_path) as ledger:
+        store.campaign(ledger, name)  # an unknown name is said as such, before credentials are needed
         rows = results.collect(ledger, _client(), name, score_from, results.local_scorer(weights, data_dir), again)
         for k in rows:
             if k["collected"]:
@@ -215,9 +218,12 @@ def submit_cmd(name, best, wait, timeout_s, poll_s, margin, message, db_path) ->
     """Submit the best-ranked variant that is unsubmitted and clearly not memorizing, after the quota check."""
     from kompete.kernel import campaign_results as results
 
+    from kompete.ledger import campaign_store as store
+
     if not best:
         raise KompeteError("campaign submit needs --best")
     with _open(db_path) as ledger:
+        store.campaign(ledger, name)  # an unknown name is said as such, before credentials are needed
         chosen, result, passed = results.submit_best(ledger, _client(), name, wait, timeout_s, poll_s, margin, message)
         for why in passed:
             click.echo(f"passed over {why}")

@@ -38,18 +38,36 @@ def competitions() -> None:
 @main.command("config")
 @click.argument("competition")
 @set_option
-@click.option("--keys", is_flag=True, help="List every key with its default and meaning instead.")
+@click.option("--keys", is_flag=True, help="List every key with COMPETITION's value and its meaning instead "
+                                           "(the default follows when the value differs).")
 def show_config(competition: str, overrides: tuple[str, ...], keys: bool) -> None:
     """Print the resolved config of COMPETITION (after --set overrides) and its hash."""
-    if keys:
-        for key, default, help_text in config_mod.describe():
-            click.echo(f"{key:32} {default:14} {help_text}")
-        return
     cfg = config_for(competition, overrides)
+    if keys:
+        resolved = cfg.to_dict()
+        for key, default, help_text in config_mod.describe():
+            value = _value_at(resolved, key)
+            shown = default if value is _ABSENT else repr(value)
+            note = f" (default {default})" if value is not _ABSENT and shown != default else ""
+            click.echo(f"{key:32} {shown:14} {help_text}{note}")
+        return
     import yaml
 
     click.echo(yaml.safe_dump(cfg.to_dict(), sort_keys=False).rstrip())
     click.echo(f"# config hash: {config_mod.config_hash(cfg)}")
+
+
+_ABSENT = object()
+
+
+def _value_at(resolved: dict, key: str) -> object:
+    """The value of a dotted key in a config's YAML form; _ABSENT for a section this config does not use."""
+    node: object = resolved
+    for part in key.rstrip(":").split("."):
+        if not isinstance(node, dict) or part not in node:
+            return _ABSENT
+        node = node[part]
+    return _ABSENT if key.endswith(":") else node
 
 
 @main.command()

@@ -253,7 +253,8 @@ def assets() -> None:
 
 
 @assets.command("push")
-@owner_option
+@click.option("--owner", default=None, metavar="USER",
+              help="Kaggle user owning the dataset (default: KAGGLE_USERNAME or kaggle.json).")
 @click.option("--slug", default=None, help="Dataset slug (default: kompete-assets).")
 @click.option("--file", "files", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Extra file to include (repeatable).")

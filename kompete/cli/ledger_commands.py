@@ -167,7 +167,7 @@ def runs_list(competition: str | None, db_path: Path | None) -> None:
         if frame.empty:
             where = f" for {competition}" if competition else ""
             click.echo(f"No runs recorded{where} in {_where(ledger)} yet "
-                       f"(`kompete score` and `kompete submit` record them).")
+                       f"(`kompete train`, `score`, `submit` and `campaign collect` record them).")
             return
         if competition:
             frame = frame.drop(columns=["competition"])

@@ -23,7 +23,8 @@ def default_run_dir(name: str) -> Path:
 @click.argument("competition")
 @data_dir_option
 @click.option("--out", "run_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Run folder for checkpoints, metrics and samples (default: runs/<competition>).")
+              help="Run folder for checkpoints, metrics and samples (default: runs/<competition>; with --resume, "
+                   "the resumed run's folder).")
 @click.option("--time-budget", default=None, metavar="DURATION",
               help="Whole run (training + generation) e.g. 8h30m, 90m, 60s; default: the competition's "
                    "runtime limit counted from the kernel start (KOMPETE_KERNEL_START).")
@@ -69,7 +70,11 @@ def train(competition: str, data_dir: str | None, run_dir: Path | None, time_bud
     from kompete.metrics.evaluation import evaluation_callbacks
     from kompete.train.run import train_run
 
-    result = train_run(cfg, run_dir or default_run_dir(cfg.name), budget, data_dir=data_dir, resume=resume,
+    if run_dir is None:  # a resumed run goes on in its own folder, not in runs/<competition>
+        from kompete.train.state import resume_run_folder
+
+        run_dir = resume_run_folder(resume, resume_from) if resume is not None else default_run_dir(cfg.name)
+    result = train_run(cfg, run_dir, budget, data_dir=data_dir, resume=resume,
                        fresh=fresh, max_steps=max_steps, device=device, progress=not quiet,
                        generation_estimate=estimate_seconds, callbacks=evaluation_callbacks(cfg, data_dir))
     if result is None:  # not the main DDP rank
@@ -89,7 +94,7 @@ def train(competition: str, data_dir: str | None, run_dir: Path | None, time_bud
 
 def resume_command(competition: str, run_dir: Path, data_dir: str | None, overrides: tuple[str, ...]) -> str:
     """The command that continues this run: same folder (--out: a folder with checkpoints is continued),
-    same data and overrides. `--resume DIR` alone would train into runs/<competition> and split the run."""
+    same data and overrides."""
     import shlex
 
     words = ["kompete", "train", competition, "--out", str(run_dir)]

@@ -64,13 +64,25 @@ def _direct(folder: Path) -> tuple[list[Path], list[Path], list[Path]]:
     """(images, other files, sub-folders) directly inside `folder`, sorted, hidden entries skipped."""
     images, others, subs = [], [], []
     for entry in sorted(folder.iterdir()):
-        if _hidden(entry.name):
+        if _hidden(entry.name) or _loops_back(entry, folder):
             continue
         if entry.is_dir():
             subs.append(entry)
         elif entry.is_file():
             (images if entry.suffix.lower() in FOLDER_SUFFIXES else others).append(entry)
     return images, others, subs
+
+
+def _loops_back(entry: Path, folder: Path) -> bool:
+    """A linked folder that leads back to `folder` or above it (a symlink loop) is no class: it would hold the
+    real images a second time and turn them into loose files."""
+    if not entry.is_symlink():
+        return False
+    try:
+        target, here = entry.resolve(), folder.resolve()
+    except (OSError, RuntimeError):  # a link to itself: Python reports the loop as RuntimeError
+        return True
+    return target == here or target in here.parents
 
 
 def scan(root: Path) -> FolderScan:

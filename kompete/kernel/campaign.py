@@ -8,9 +8,12 @@ ranking and submitting live in kompete.kernel.campaign_results.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import random
+import re
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +25,6 @@ from kompete.kernel import remote
 from kompete.kernel.bundle import build_bundle, sweep_variants
 from kompete.kernel.client import KaggleClient
 from kompete.ledger import campaign_store as store
-from kompete.ledger.report import flatten
 from kompete.ledger.store import Ledger, now_iso
 
 POLL_FLOOR_S = 1.0  # no poll interval, Retry-After or test setting makes `wait` call Kaggle faster than this
@@ -49,12 +51,58 @@ def _quiet(_: Event) -> None:
     pass
 
 
+# --------------------------------------------------------------------------- names
+
+# A campaign or variant name becomes a folder (campaigns/<name>/, output/<variant>/) and part of a kernel
+# slug: one plain path component, so `../x` or `a/b` can never place files outside --out.
+SAFE_NAME = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9_.+-]{0,99}")
+
+
+def check_name(what: str, name: str) -> str:
+    if not SAFE_NAME.fullmatch(name or ""):
+        raise ConfigError(f"{what} {name!r} cannot name a folder: use letters, digits, '.', '_', '+' and '-' "
+                          "(not starting with '.'), at most 100 characters")
+    return name
+
+
+def _check_unique(name: str, competition: str, labels: list[str]) -> None:
+    """Two variants that would share a variant name or a kernel slug are refused before anything is built."""
+    from kompete.kernel.bundle import kernel_slug
+
+    seen: dict[str, str] = {}
+    for label in labels:
+        for key in (f"variant {label}", kernel_slug(competition, f"{name}-{label}")):
+            key = key.lower()
+            if key in seen:
+                raise ConfigError(f"--sweep gives two variants the same name or kernel slug: {seen[key]!r} and "
+                                  f"{label!r} ({key})", hint="make the --sweep values distinct (a kernel slug "
+                                                             "keeps only a-z, 0-9 and '-')")
+            seen[key] = label
+
+
 # --------------------------------------------------------------------------- configs of variants
+
+
+def config_leaves(obj: object, prefix: str = "") -> dict[str, object]:
+    """{dotted key: value} for every key a `--set` can name: sections are walked, values are leaves (a
+    mapping value such as generate.class_counts stays whole: `--set generate.class_counts.masked=...` is
+    no key)."""
+    if not dataclasses.is_dataclass(obj):
+        return {prefix: obj}
+    out: dict[str, object] = {}
+    for f in dataclasses.fields(obj):
+        name = obj.spec.name if isinstance(obj, Config) and f.name == "algo" else f.name
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            out.update(config_leaves(value, f"{prefix}{name}."))
+        else:
+            out[f"{prefix}{name}"] = value
+    return out
 
 
 def changes_from_default(competition: str, cfg: Config) -> dict[str, object]:
     """{dotted key: value} wherever `cfg` differs from the competition's own YAML."""
-    base, mine = flatten(load_config(competition).to_dict()), flatten(cfg.to_dict())
+    base, mine = config_leaves(load_config(competition)), config_leaves(cfg)
     return {k: v for k, v in sorted(mine.items()) if base.get(k, object()) != v}
 
 
@@ -90,6 +138,7 @@ def start(ledger: Ledger, client_fn: Callable[[], KaggleClient], competition: st
     Starting a campaign that exists with the same request only pushes what is queued; a different request
     under the same name is refused.
     """
+    check_name("campaign name", name)
     spec = {"competition": competition, "overrides": list(overrides), "sweeps": list(sweeps), "owner": owner,
             "out": str(Path(out_root).resolve()), "score": score}  # absolute: later commands may run elsewhere
     existing = store.find_campaign(ledger, name)
@@ -98,17 +147,11 @@ def start(ledger: Ledger, client_fn: Callable[[], KaggleClient], competition: st
             raise KompeteError(f"campaign {name!r} already exists with other settings ({existing['spec']})",
                                hint="choose another --name, or `kompete campaign wait` to carry it on")
     else:
-        variants = sweep_variants(competition, overrides, sweeps)  # every config checked before writing
-        rows = []
-        for label, cfg in variants:
-            label = label or "base"
-            sets = sets_for(competition, cfg)
-            bundle = build_bundle(cfg, owner, f"{name}-{label}", Path(out_root) / name / "kernels",
-                                  cfg.kernel.score if score is None else score)
-            rows.append({"variant": label, "kernel_ref": bundle.kernel_id, "folder": str(bundle.folder),
-                         "sets_json": json.dumps(sets), "config_hash": bundle.config_hash,
-                         "changes_json": json.dumps(changes_from_default(competition, cfg), default=str)})
-            notify(Event(label, "built", f"{bundle.kernel_id}  config {bundle.config_hash}"))
+        variants = [(label or "base", cfg) for label, cfg in sweep_variants(competition, overrides, sweeps)]
+        for label, _ in variants:  # every config, name and slug checked before anything is written
+            check_name("variant name (from --sweep)", label)
+        _check_unique(name, variants[0][1].name, [label for label, _ in variants])
+        rows = _build_variants(competition, name, variants, owner, Path(out_root) / name / "kernels", score, notify)
         store.create_campaign(ledger, name, competition, spec, rows)
     camp = store.campaign(ledger, name)
     if push:
@@ -116,10 +159,40 @@ def start(ledger: Ledger, client_fn: Callable[[], KaggleClient], competition: st
     return camp
 
 
+def _build_variants(competition: str, name: str, variants: list[tuple[str, Config]], owner: str, folder: Path,
+                    score: bool | None, notify: Notify) -> list[dict]:
+    """One bundle per variant, as campaign kernel rows; a failure part way removes the bundles this call made."""
+    made_root = not folder.exists()
+    there = set() if made_root else {p.name for p in folder.iterdir()}  # never removed: not made by this call
+    rows: list[dict] = []
+    try:
+        for label, cfg in variants:
+            sets = sets_for(competition, cfg)
+            bundle = build_bundle(cfg, owner, f"{name}-{label}", folder, cfg.kernel.score if score is None else score)
+            rows.append({"variant": label, "kernel_ref": bundle.kernel_id, "folder": str(bundle.folder),
+                         "sets_json": json.dumps(sets), "config_hash": bundle.config_hash,
+                         "changes_json": json.dumps(changes_from_default(competition, cfg), default=str)})
+            notify(Event(label, "built", f"{bundle.kernel_id}  config {bundle.config_hash}"))
+    except BaseException:
+        _remove_bundles(folder if made_root else None,
+                        [Path(r["folder"]) for r in rows if Path(r["folder"]).name not in there])
+        raise
+    return rows
+
+
+def _remove_bundles(root: Path | None, folders: list[Path]) -> None:
+    """Undo a start that failed part way: its kernels/ folder when this call created it, else the bundle
+    folders it wrote (a campaign that was never recorded must not leave kernels that look pushable)."""
+    for target in [root] if root is not None else folders:
+        shutil.rmtree(target, ignore_errors=True)
+
+
 def add(ledger: Ledger, name: str, ref: str, version: int | None, variant: str | None,
         competition: str | None) -> dict:
     """Adopt a kernel pushed some other way; it is watched and collected like the others."""
     KaggleClient.check_kernel_ref(ref)
+    check_name("campaign name", name)
+    variant = check_name("--variant", variant) if variant is not None else ref.split("/")[1]
     camp = store.find_campaign(ledger, name)
     if camp is None:
         if not competition:
@@ -129,7 +202,7 @@ def add(ledger: Ledger, name: str, ref: str, version: int | None, variant: str |
         camp = store.campaign(ledger, name)
     elif competition and competition != camp["competition"]:
         raise KompeteError(f"campaign {name!r} is for {camp['competition']}, not {competition}")
-    store.add_kernel(ledger, camp["id"], variant=variant or ref.split("/")[1], kernel_ref=ref, version=version,
+    store.add_kernel(ledger, camp["id"], variant=variant, kernel_ref=ref, version=version,
                      state="running", pushed_at=now_iso())
     return camp
 

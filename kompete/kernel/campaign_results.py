@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -92,13 +93,23 @@ def collect(ledger: Ledger, client: KaggleClient, name: str, score_from: str = "
             store.update_kernel(ledger, k["id"], collected="failed", collect_note=f"kernel {k['kaggle_status'] or 'failed'}: {reason}")
             continue
         try:
-            fields = _collect_one(ledger, client, camp, k, out_root / k["variant"], score_from, scorer)
+            fields = _collect_one(ledger, client, camp, k, _inside(out_root, k["variant"]), score_from, scorer)
         except CredentialsError:
             raise
         except KompeteError as exc:  # a refused or broken output, missing weights: this row, not the campaign
             fields = {"collected": "failed", "collect_note": exc.render()}
         store.update_kernel(ledger, k["id"], **fields)
     return store.kernels(ledger, camp["id"])
+
+
+def _inside(root: Path, variant: str) -> Path:
+    """root/<variant>, refused when the name would lead elsewhere (a row recorded before names were checked)."""
+    dest = root / variant
+    if (variant in ("", ".", "..") or "/" in variant or "\\" in variant
+            or not dest.resolve().is_relative_to(root.resolve())):
+        raise KompeteError(f"variant name {variant!r} would place its output outside {root}",
+                           hint="re-add the kernel with `campaign add NAME OWNER/SLUG --variant SAFE_NAME`")
+    return dest
 
 
 def _collect_one(ledger: Ledger, client: KaggleClient, camp: dict, k: dict, dest: Path, score_from: str,
@@ -160,20 +171,28 @@ def _read_json(path: Path | None) -> dict | None:
 
 
 def _rows(path: Path | None) -> list[dict]:
+    """metrics.csv rows; bytes that are not UTF-8 (a kernel's damaged file) become U+FFFD, never an abort."""
+    if path is None:
+        return []
     try:
-        with open(path, newline="") as f:  # type: ignore[arg-type]
+        with open(path, newline="", encoding="utf-8", errors="replace") as f:
             return list(csv.DictReader(f))
-    except (OSError, TypeError, csv.Error):
+    except (OSError, ValueError, csv.Error):
         return []
 
 
 def _throughput(metrics: Path | None) -> tuple[int | None, float | None]:
     """Last logged step and the mean images/s over the run, from metrics.csv."""
     rows = _rows(metrics)
-    steps = [parse_score(r.get("step")) for r in rows]
-    rates = [v for v in (parse_score(r.get("images_per_s")) for r in rows) if v is not None]
+    steps = [_finite(r.get("step")) for r in rows]
+    rates = [v for v in (_finite(r.get("images_per_s")) for r in rows) if v is not None]
     last = next((s for s in reversed(steps) if s is not None), None)
     return (int(last) if last is not None else None), (sum(rates) / len(rates) if rates else None)
+
+
+def _finite(text: object) -> float | None:
+    value = parse_score(text)
+    return value if value is not None and math.isfinite(value) else None
 
 
 def fetched(k: dict, base: str) -> Path | None:

@@ -127,15 +127,19 @@ def truncate_metrics(path: str | Path, step: int) -> int:
     path = Path(path)
     if not path.is_file():
         return 0
-    with path.open(newline="") as f:
-        rows = list(csv.reader(f))
+    # bytes that are not UTF-8 (a damaged or hand-edited file) are carried through unchanged, never an abort
+    with path.open(newline="", encoding="utf-8", errors="surrogateescape") as f:
+        try:
+            rows = list(csv.reader(f))
+        except csv.Error:  # a NUL byte or similar: the file is left as it is
+            return 0
     if not rows or "step" not in rows[0]:
         return 0
     col = rows[0].index("step")
     keep = [rows[0]] + [r for r in rows[1:] if len(r) > col and _step(r[col]) is not None and _step(r[col]) <= step]
     dropped = len(rows) - len(keep)
     if dropped:
-        with atomic_output(path) as tmp, tmp.open("w", newline="") as f:
+        with atomic_output(path) as tmp, tmp.open("w", newline="", encoding="utf-8", errors="surrogateescape") as f:
             csv.writer(f).writerows(keep)
     return dropped
 
@@ -143,5 +147,5 @@ def truncate_metrics(path: str | Path, step: int) -> int:
 def _step(text: str) -> int | None:
     try:
         return int(float(text))
-    except ValueError:
+    except (ValueError, OverflowError):  # "nan", "inf"
         return None

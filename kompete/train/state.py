@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any, Callable
 
@@ -17,6 +18,7 @@ PATTERN = re.compile(r"step-(\d+)\.pt$")
 FORMAT = 1
 BEST = "best.pt"  # the lowest in-training MiFID; never rotated (its score is in best.json beside it)
 BEST_JSON = "best.json"
+FULL_BELOW = 64 << 20  # bytes free under which a failed write is put down to a full disk
 
 
 def checkpoint_path(run_dir: str | Path, step: int) -> Path:
@@ -24,10 +26,30 @@ def checkpoint_path(run_dir: str | Path, step: int) -> Path:
 
 
 def write_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
-    """One checkpoint file, written atomically."""
-    with atomic_output(Path(path)) as tmp:
-        torch.save({"format": FORMAT, **payload}, tmp)
+    """One checkpoint file, written atomically: a failed write (a full disk) leaves the previous files as
+    they were and is one plain error, not torch's two chained RuntimeErrors."""
+    try:
+        with atomic_output(Path(path)) as tmp:
+            torch.save({"format": FORMAT, **payload}, tmp)
+    except (OSError, RuntimeError) as exc:
+        raise TrainingError(f"cannot write checkpoint {path}: {_write_failure(Path(path), exc)}",
+                            hint="free some space (or choose another --out); the earlier checkpoints are kept, "
+                                 "resume from them") from None
     return Path(path)
+
+
+def _write_failure(path: Path, exc: BaseException) -> str:
+    """Why a write failed, in one line: the OS's reason, or torch's first line and the free space left."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return text
+    if free < FULL_BELOW:  # torch says "unexpected pos ..." or "file write failed": the cause is the space
+        return f"the disk is full ({free / 2**20:.1f} MiB free)"
+    return f"{text} ({free / 2**20:.1f} MiB free on that disk)"
 
 
 def save_checkpoint(run_dir: str | Path, step: int, payload: dict[str, Any], keep: int = 2) -> Path:
@@ -84,6 +106,20 @@ def best_checkpoint(where: str | Path) -> Path | None:
     return None
 
 
+def resume_run_folder(where: str | Path, which: str = "last") -> Path:
+    """The run folder that `--resume WHERE` continues when no --out is given: the folder holding the
+    checkpoints/ of the checkpoint it resumes (a previous kernel's output: its run one level down).
+
+    Training elsewhere (runs/<competition>) would write over another run's metrics, config and
+    checkpoints. A checkpoint file outside any checkpoints/ folder belongs to no run: --out must say where.
+    """
+    chosen = choose_checkpoint(where, which)
+    if chosen.parent.name != CHECKPOINT_DIR:
+        raise TrainingError(f"--resume {where}: {chosen.name} is not inside a run folder's {CHECKPOINT_DIR}/, "
+                            "so it is unclear where this run goes on", hint="pass --out RUN_FOLDER")
+    return chosen.parent.parent
+
+
 def _best_for(path: Path, which: str) -> Path | None:
     """best.pt when `which` asks for it (best, or auto and the run kept one); `best` without one is an error."""
     if which not in ("best", "auto"):
@@ -91,7 +127,8 @@ def _best_for(path: Path, which: str) -> Path | None:
     best = best_checkpoint(path)
     if best is None and which == "best":
         raise TrainingError(f"no {BEST} in {path}: the run kept no best checkpoint",
-                            hint="train with eval.every_minutes > 0, or use --checkpoint last")
+                            hint="train with eval.every_minutes > 0 to keep one, or take the newest checkpoint "
+                                 "(`train --from last`, `generate --checkpoint last`)")
     return best
 
 
