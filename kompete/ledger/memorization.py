@@ -49,3 +49,9 @@ def eps_of(config: dict[str, Any] | str | None) -> float:
 def mark(distance: float | None, eps: float | None, metric: str | None = "mifid") -> str | None:
     """MARK for a memorizer, None otherwise (a table drops a column that is None in every row)."""
     return MARK if memorizes(distance, eps, metric) else None
+
+
+def table_warning(memorizers: list[str] | tuple[str, ...]) -> str:
+    """The one line under a table with marked rows: which rows (each with its distance) memorize."""
+    return (f"warning: {len(memorizers)} marked {MARK}, memorization distance below eps: {', '.join(memorizers)}; "
+            f"MiFID divides FID by it, and Kaggle disqualified memorizers")

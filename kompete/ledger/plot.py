@@ -11,7 +11,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from kompete.ledger import report
+from kompete.ledger import memorization, report
 from kompete.ledger.store import Ledger
 from kompete.paths import atomic_output
 
@@ -144,4 +144,4 @@ def plot_campaign(name: str, rows: list[dict], curves: dict[str, dict[str, list[
 
 
 def _memorizes(row: dict) -> bool:
-    return row.get("memorization") is not None and row.get("eps") is not None and row["memorization"] < row["eps"]
+    return memorization.memorizes(row.get("memorization"), row.get("eps"), row.get("metric", "mifid"))
