@@ -42,8 +42,10 @@ def _scores_over_time(ax, subs: pd.DataFrame, snaps: pd.DataFrame) -> None:
     scored = subs.dropna(subset=["public_score"]).sort_values("date")
     drawn = False
     if not snaps.empty:
-        ax.plot(snaps["taken_at"], snaps["top_score"], color="tab:green", lw=1.5, label="leaderboard first")
-        ax.plot(snaps["taken_at"], snaps["median_score"], color="tab:gray", lw=1.5, ls="--",
+        # markers: one snapshot is one point, and a line through one point draws nothing
+        ax.plot(snaps["taken_at"], snaps["top_score"], color="tab:green", lw=1.5, marker="o", ms=3,
+                label="leaderboard first")
+        ax.plot(snaps["taken_at"], snaps["median_score"], color="tab:gray", lw=1.5, ls="--", marker="o", ms=3,
                 label="leaderboard median")
         drawn = True
     if not scored.empty:
@@ -92,7 +94,8 @@ def _rank_over_time(ax, snaps: pd.DataFrame) -> None:
         _empty(ax, "not on a synced leaderboard yet")
         return
     ax.plot(ranked["taken_at"], ranked["my_rank"], marker="o", ms=4, color="tab:blue", label="your rank")
-    ax.plot(ranked["taken_at"], ranked["total_teams"], color="tab:gray", lw=1, ls="--", label="teams")
+    ax.plot(ranked["taken_at"], ranked["total_teams"], color="tab:gray", lw=1, ls="--", marker="o", ms=3,
+            label="teams")
     ax.invert_yaxis()
     ax.set_ylabel("rank (1 = first)")
     ax.tick_params(axis="x", labelrotation=30, labelsize=8)
