@@ -180,3 +180,26 @@ def test_per_class_needs_a_by_class_zip(tmp_path, monkeypatch):
     res = _score("sample-dogs", str(flat), "--per-class")
     assert res.exit_code == 1 and "--per-class needs a zip with one folder per class" in res.stderr
     assert "Traceback" not in res.output
+
+
+def test_neighbours_and_per_class_survive_an_unreadable_reference_image(tmp_path, tiny_inception):
+    """The reference skips an unreadable file, so its feature rows no longer line up with the file list: the
+    neighbours picture finds the readable files again instead of pairing images with the wrong files."""
+    import shutil
+
+    cfg = load_config("sample-faces")
+    copies = _copies_zip(cfg, tmp_path / "copies.zip")
+    data_dir = tmp_path / "faces"
+    shutil.copytree(reference_files(cfg)[0].parent.parent, data_dir)
+    (data_dir / "masked" / "00000-broken.png").write_bytes(b"\x89PNG broken")  # sorts first: shifts every row
+    out = tmp_path / "n.png"
+    res = _score("sample-faces", str(copies), "--data-dir", str(data_dir), "--neighbours", str(out), "--per-class",
+                 "--json")
+    assert res.exit_code == 0, res.output
+    assert {c["n_reference"] for c in json.loads(res.stdout)["per_class"].values()} == {128}
+    sheet = np.asarray(Image.open(out).convert("RGB")).astype(int)
+    tile, head, pad = 96, 18, 4
+    for row in range(8):
+        top = head + row * (tile + pad)
+        pair = sheet[top:top + tile, pad:pad + tile], sheet[top:top + tile, tile + 2 * pad:2 * tile + 2 * pad]
+        assert np.abs(pair[0] - pair[1]).mean() < 8  # each copy beside its own source

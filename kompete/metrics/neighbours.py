@@ -29,9 +29,12 @@ def draw(cfg: Config, kept: dict[str, Any], out: str | Path, data_dir: str | Pat
     near, ref = kept["nearest"], kept["reference"]
     files = reference_files(cfg, data_dir)
     files = files[:kept["ref_limit"]] if kept["ref_limit"] else files
-    if len(ref.features) != len(files):  # unreadable reference files were skipped: rows no longer match files
-        raise KompeteError(f"cannot draw neighbours: {len(files) - len(ref.features)} of the {len(files)} reference "
-                           f"images could not be read, so feature rows no longer match files")
+    if len(ref.features) != len(files):  # the reference skipped unreadable files: find them (rare, seconds)
+        files = [f for f in files if open_rgb(f) is not None]
+    if len(ref.features) != len(files):
+        raise KompeteError(f"cannot draw neighbours: the reference has {len(ref.features)} feature rows for "
+                           f"{len(files)} readable images, so rows cannot be matched to files",
+                           hint="`kompete score ... --rebuild-reference` rebuilds it from the files as they are now")
     order = np.argsort(near.distance, kind="stable")[:shown]
     generated = _pick(cfg, kept["target"], [int(near.kept[i]) for i in order])
     pairs = [(generated[int(near.kept[i])], files[int(near.index[i])], float(near.distance[i])) for i in order]

@@ -7,7 +7,6 @@ at that folder, so its statistics are cached like any reference (the key covers 
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -52,13 +51,14 @@ def class_config(cfg: Config, data_root: Path, name: str) -> Config:
     return replace(cfg, metric=replace(cfg.metric, reference=os.path.relpath(folder, data_root)))
 
 
-def class_fids(scorer: Any, gen: np.ndarray, report: ZipReport, ref_limit: int) -> dict[str, dict[str, float]]:
-    """{class: {fid, n_images, n_reference}}; `scorer` is score.py's (it loads references through the cache)."""
+def class_fids(scorer: Any, gen: np.ndarray, report: ZipReport, ref_limit: int) -> dict[str, dict[str, Any]]:
+    """{class: {fid, n_images, n_reference}}; `scorer` is score.py's (it loads references through the cache).
+    A class with fewer than 2 generated images has no FID (None)."""
     cfg = scorer.cfg
     data_root = resolve_data_dir(cfg, scorer.data_dir)
     out = {}
     for name, rows in split_by_class(gen, report).items():
         ref = scorer.reference(class_config(cfg, data_root, name), ref_limit, label="class references")
-        fid = frechet_distance_to(rows, ref.mu, ref.sigma) if len(rows) >= 2 else math.nan
+        fid = frechet_distance_to(rows, ref.mu, ref.sigma) if len(rows) >= 2 else None
         out[name] = {"fid": fid, "n_images": len(rows), "n_reference": ref.n_images}
     return out

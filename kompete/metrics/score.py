@@ -48,7 +48,7 @@ class ScoreResult:
     preprocess: str = "tf"         # metric.preprocess: the Inception input path
     resize: str = "antialias"      # metric.resize: how the reference images were brought to size
     closer_than_eps: float = 0.0   # share of generated images whose nearest training image is closer than eps
-    per_class: dict[str, dict[str, float]] = field(default_factory=dict)  # --per-class: class -> fid, counts
+    per_class: dict[str, dict[str, Any]] = field(default_factory=dict)  # --per-class: class -> fid, counts
 
     @property
     def memorizes(self) -> bool:
@@ -82,8 +82,8 @@ class ScoreResult:
                    f"MiFID                  {self.mifid:.4f}"]
         out.append(f"closer than eps        {self.closer_than_eps:.1%} of generated images have a training image "
                    f"closer than eps {self.eps:g}")
-        out += [f"FID of class           {name}: {c['fid']:.4f} ({c['n_images']:.0f} generated, "
-                f"{c['n_reference']:.0f} reference)" for name, c in self.per_class.items()]
+        out += [f"FID of class           {name}: " + ("-" if c["fid"] is None else f"{c['fid']:.4f}")
+                + f" ({c['n_images']} generated, {c['n_reference']} reference)" for name, c in self.per_class.items()]
         out += [f"preprocessing          {self.preprocess} (metric.preprocess), reference resize {self.resize} "
                 f"(metric.resize)",
                f"images                 {self.n_images} generated, {self.n_reference} reference",
