@@ -88,3 +88,19 @@ def test_a_translation_grid_says_which_tile_is_the_input():
                                        "train.d_channels=4", "cyclegan.n_blocks=1", "cyclegan.grid_photos=2"])
     task = build_task(cfg, make_context(cfg, "cpu"), load_data(cfg, progress=False))
     assert task.grid_captions() == ["input", "output", "input", "output"] and len(task.sample_grid()) == 4
+
+
+def test_ledger_plots_mark_single_snapshots_and_name_the_competition(tmp_path, drawn):
+    from kompete.ledger.plot import plot_campaign, plot_history
+    from kompete.ledger.store import Ledger, LeaderboardRow
+
+    with Ledger(tmp_path / "l.db") as ledger:
+        ledger.record_snapshot("gan-getting-started", [LeaderboardRow(1, 1, "me", 40.0, None)], my_team="me",
+                               taken_at="2026-10-31T00:00:00Z")
+        plot_history(ledger, "gan-getting-started", tmp_path / "h.png")
+    plot_campaign("c1", [], {"v1": {"eval_mifid": [(10.0, 50.0)]}}, tmp_path / "c.png", competition="sample-dogs")
+    history, campaign = drawn
+    lines = [line for ax in history.axes for line in ax.lines if len(line.get_xdata()) == 1]
+    assert lines and all(line.get_marker() == "o" for line in lines)  # one snapshot: points, not nothing
+    assert campaign._suptitle.get_text().startswith("campaign c1 on sample-dogs")
+    assert all(line.get_marker() == "o" for line in campaign.axes[1].lines)

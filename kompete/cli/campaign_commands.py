@@ -203,7 +203,10 @@ def show_cmd(name, plot_path, db_path) -> None:
         if plot_path:
             from kompete.ledger.plot import plot_campaign
 
-            plot_campaign(name, rows, {r["variant"]: results.curves(r) for r in rows}, plot_path)
+            from kompete.ledger import campaign_store
+
+            plot_campaign(name, rows, {r["variant"]: results.curves(r) for r in rows}, plot_path,
+                          competition=campaign_store.campaign(ledger, name)["competition"])
             click.echo(f"wrote {plot_path}")
 
 

@@ -109,7 +109,7 @@ def _empty(ax, text: str) -> None:
 
 
 def plot_campaign(name: str, rows: list[dict], curves: dict[str, dict[str, list[tuple[float, float]]]],
-                  out: str | Path, *, dpi: int = 110) -> Path:
+                  out: str | Path, *, dpi: int = 110, competition: str = "") -> Path:
     """A campaign's PNG: local MiFID per variant (ranked), and the in-training curves the kernels logged.
 
     `rows` are kompete.kernel.campaign_results.ranked(); `curves` maps a variant to {column: [(step, value)]}.
@@ -117,7 +117,8 @@ def plot_campaign(name: str, rows: list[dict], curves: dict[str, dict[str, list[
     fig = Figure(figsize=(13, 4.6), layout="constrained")
     FigureCanvasAgg(fig)
     ax_bar, ax_curve = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.2, 1]})
-    fig.suptitle(f"campaign {name}: {len(rows)} kernels", fontsize=12)
+    fig.suptitle(f"campaign {name}" + (f" on {competition}" if competition else "") + f": {len(rows)} kernels",
+                 fontsize=12)
     scored = [r for r in rows if r.get("mifid") is not None]
     ax_bar.set_title("Local MiFID per variant (lower is better)")
     if scored:
@@ -133,7 +134,8 @@ def plot_campaign(name: str, rows: list[dict], curves: dict[str, dict[str, list[
     for variant, cols in curves.items():
         for col, points in cols.items():
             if points:
-                ax_curve.plot([p[0] for p in points], [p[1] for p in points], marker=".", label=f"{variant} {col}")
+                ax_curve.plot([p[0] for p in points], [p[1] for p in points], marker="o", ms=3,
+                              label=f"{variant} {col}")
                 drawn = True
     if drawn:
         ax_curve.set_xlabel("step")
