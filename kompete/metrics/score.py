@@ -141,7 +141,7 @@ def score_path(cfg: Config, path: str | Path, data_dir: str | Path | None = None
     A zip Kaggle would reject for its format, size or contents raises ArchiveError, before the reference is
     built; a wrong image count is scored anyway and reported as not comparable. `per_class` adds the FID of
     each class folder against the reference images of that class (by_class zips). `keep` receives what
-    `neighbours.draw` needs (the features, the reference, the nearest rows).
+    `neighbours.draw` needs (the reference, each generated image's nearest reference row, the target).
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
