@@ -63,3 +63,21 @@ def test_campaign_collect_and_show_mark_the_memorizer(fake_kaggle, tmp_path):
         assert [line for line in lines if line.startswith("warning:")] == [
             f"warning: 1 marked {memorization.MARK}, memorization distance below eps: 1 (0.0500 < eps 0.1); "
             f"MiFID divides FID by it, and Kaggle disqualified memorizers"]
+
+
+def test_damaged_run_rows_still_print_their_tables(isolated_ledger):
+    """A config that is not JSON or a score that is not a number reads as unknown ('-'), never a traceback."""
+    import sqlite3
+
+    with Ledger(isolated_ledger) as ledger:
+        _two_runs(ledger)
+    con = sqlite3.connect(isolated_ledger)
+    con.execute("UPDATE runs SET config_json = '{not json' WHERE id = 1")
+    con.execute("UPDATE runs SET memorization = 'abc', mifid = 'x' WHERE id = 2")
+    con.commit()
+    con.close()
+    listed = invoke("runs", COMP).splitlines()
+    assert memorization.MARK in listed[1]  # eps unknown: the default 0.1 still catches 0.02
+    assert "-" in listed[2].split()
+    assert "mifid" in invoke("runs", "compare", "1", "2")
+    assert "submission 101" in invoke("leaderboard", "show", COMP)

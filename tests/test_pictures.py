@@ -34,7 +34,7 @@ def drawn(monkeypatch):
     return figures
 
 
-@pytest.mark.parametrize("rows", [1, 2])
+@pytest.mark.parametrize("rows", [0, 1, 2])
 def test_loss_plots_of_one_or_two_rows_show_points_and_say_how_many(tmp_path, drawn, rows):
     log = MetricsLog(tmp_path / "metrics.csv", ["step", "d", "g", "d_real", "d_fake"])
     for step in range(rows):
@@ -45,9 +45,11 @@ def test_loss_plots_of_one_or_two_rows_show_points_and_say_how_many(tmp_path, dr
     assert [p.name for p in written] == ["losses.png", "d_outputs.png"] and len(drawn) == 2
     for fig in drawn:
         (ax,) = fig.axes
-        assert all(line.get_marker() == "o" for line in ax.lines) and len(ax.lines) == 2
+        assert all(line.get_marker() == "o" for line in ax.lines) and len(ax.lines) == (2 if rows else 0)
+        assert rows or [t.get_text() for t in ax.texts] == ["no row logged: training stopped before its first step "
+                                                            "ended"]
         assert "run r1, sample-dogs" in ax.get_title()
-        assert f"({rows} point{'s' if rows > 1 else ''}, one per train.log_every steps)" in ax.get_title()
+        assert f"({rows} point{'' if rows == 1 else 's'}, one per train.log_every steps)" in ax.get_title()
 
 
 def test_a_runs_plots_are_titled_with_the_run_and_the_competition(tmp_path, drawn):

@@ -39,7 +39,7 @@ def submissions_frame(ledger: Ledger, competition: str) -> pd.DataFrame:
     frame = pd.DataFrame(records, columns=SUBMISSION_COLUMNS)
     frame["date"] = pd.to_datetime(frame["date"], utc=True)
     for col in ("public_score", "private_score", "local_mifid", "local_fid", "local_memorization"):
-        frame[col] = pd.to_numeric(frame[col])
+        frame[col] = pd.to_numeric(frame[col], errors="coerce")  # a damaged cell shows as '-'
     return frame
 
 
@@ -168,7 +168,12 @@ def config_diff(old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[
 
 
 def _config(run: dict) -> dict | None:
-    return json.loads(run["config_json"]) if run.get("config_json") else None
+    """The run's recorded config; None when there is none or the row is damaged (a table must still print)."""
+    try:
+        config = json.loads(run["config_json"]) if run.get("config_json") else None
+    except ValueError:
+        return None
+    return config if isinstance(config, dict) else None
 
 
 def _best_public(ledger: Ledger, run_id: int) -> float | None:
@@ -202,7 +207,7 @@ def runs_frame(ledger: Ledger, competition: str | None = None) -> pd.DataFrame:
                "public", "changes"]
     frame = pd.DataFrame(rows, columns=columns)
     for col in ("fid", "mifid", "memorization", "img/s", "public"):
-        frame[col] = pd.to_numeric(frame[col])
+        frame[col] = pd.to_numeric(frame[col], errors="coerce")  # a damaged cell shows as '-'
     return frame
 
 
@@ -234,11 +239,21 @@ def compare(ledger: Ledger, a: str | int, b: str | int) -> Comparison:
     for name in ("fid", "mifid", "memorization", "public"):
         x = _best_public(ledger, run_a["id"]) if name == "public" else run_a[name]
         y = _best_public(ledger, run_b["id"]) if name == "public" else run_b[name]
+        x, y = _number(x), _number(y)
         deltas[name] = (x, y, None if x is None or y is None else y - x)
     return Comparison(run_a, run_b, config_diff(_config(run_a), _config(run_b)), deltas)
 
 
 # --------------------------------------------------------------------------- formatting
+
+
+def _number(value: Any) -> float | None:
+    """A stored score as a float; None for a missing or damaged one."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else number
 
 
 def _fmt(value: Any, signed: bool = False) -> str:

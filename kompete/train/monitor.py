@@ -60,33 +60,23 @@ MARKERS_UP_TO = 200  # rows up to which every point gets a marker
 
 def plot_metrics(metrics_csv: Path, out_dir: Path, loss_names: Sequence[str], title: str = "") -> list[Path]:
     """losses.png (every loss against step) and d_outputs.png (mean D(x), mean D(G(z))), written atomically.
-    `title` (the run and competition) heads both; every point has a marker while there are few."""
+    `title` (the run and competition) heads both; every point has a marker while there are few; a run that
+    logged no row yet gets plots that say so (not blank axes)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    data = read_metrics(metrics_csv)
-    if not data or len(data["step"]) == 0:
-        return []
+    data = read_metrics(metrics_csv) if metrics_csv.is_file() else {}
     written = []
-    n = len(data["step"])
     panels = [("losses.png", [k for k in loss_names if k not in ("d_real", "d_fake")], "loss"),
               ("d_outputs.png", [k for k in ("d_real", "d_fake") if k in loss_names], "mean D logit")]
     for name, keys, ylabel in panels:
-        keys = [k for k in keys if k in data]
+        keys = [k for k in keys if k in data or not data]
         if not keys:
             continue
         fig, ax = plt.subplots(figsize=(7, 4))
-        for k in keys:
-            ax.plot(data["step"], data[k], label={"d_real": "D(x)", "d_fake": "D(G(z))"}.get(k, k),
-                    marker="o" if n <= MARKERS_UP_TO else None, ms=4 if n <= FEW_POINTS else 2.5)
-        few = f" ({n} point{'s' if n != 1 else ''}, one per train.log_every steps)" if n < FEW_POINTS else ""
-        ax.set_title((f"{ylabel}: {title}" if title else ylabel) + few, fontsize=10)
-        ax.set_xlabel("step")
-        ax.set_ylabel(ylabel)
-        ax.legend()
-        ax.grid(alpha=0.3)
+        _draw_metrics(ax, data, keys, ylabel, title)
         fig.tight_layout()
         path = out_dir / name
         with atomic_output(path) as tmp:
@@ -94,6 +84,23 @@ def plot_metrics(metrics_csv: Path, out_dir: Path, loss_names: Sequence[str], ti
         plt.close(fig)
         written.append(path)
     return written
+
+
+def _draw_metrics(ax, data: dict[str, np.ndarray], keys: Sequence[str], ylabel: str, title: str) -> None:
+    n = len(data.get("step", ()))
+    for k in keys if n else ():
+        ax.plot(data["step"], data[k], label={"d_real": "D(x)", "d_fake": "D(G(z))"}.get(k, k),
+                marker="o" if n <= MARKERS_UP_TO else None, ms=4 if n <= FEW_POINTS else 2.5)
+    few = f" ({n} point{'s' if n != 1 else ''}, one per train.log_every steps)" if n < FEW_POINTS else ""
+    ax.set_title((f"{ylabel}: {title}" if title else ylabel) + few, fontsize=10)
+    if not n:
+        ax.text(0.5, 0.5, "no row logged: training stopped before its first step ended",
+                ha="center", va="center", transform=ax.transAxes, color="gray")
+        return
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    ax.grid(alpha=0.3)
 
 
 CAPTION_H = 12          # the text strip under each captioned tile
