@@ -81,3 +81,18 @@ def test_damaged_run_rows_still_print_their_tables(isolated_ledger):
     assert "-" in listed[2].split()
     assert "mifid" in invoke("runs", "compare", "1", "2")
     assert "submission 101" in invoke("leaderboard", "show", COMP)
+
+
+def test_the_kernel_log_repeats_the_score_warning_in_its_summary(tmp_path, monkeypatch, capsys):
+    from kompete.config import load_config
+    from kompete.kernel.bundle import build_bundle
+    from tests.test_kernel_bundle import _load_script
+
+    script = _load_script(build_bundle(load_config("sample-dogs"), "alice", out_root=tmp_path / "k").folder
+                          / "kernel.py", tmp_path, monkeypatch)
+    warning = memorization.warning(0.01, 0.1, 0.97)
+    record = {"stages": [], "zip": {"valid": True, "members": 1, "bytes": 9}, "failed": [], "warnings": [],
+              "score": {"mifid": 4000.0, "fid": 40.0, "memorization_distance": 0.01, "warning": warning},
+              "stopped_by": None, "output": {"files": 2, "bytes": 9}, "seconds": 1.0, "exit": 0}
+    script.summary(record, None, tmp_path)
+    assert any(line.endswith("WARNING: " + warning) for line in capsys.readouterr().out.splitlines())
