@@ -34,14 +34,15 @@ class SampleConfig:
     kind: Literal["dogs", "monet", "faces", "digits"] = opt(
         "dogs", "which layout the sample imitates: dogs, monet, faces (the folder layout, two classes) or "
                 "digits (the folder layout, ten classes of grey 28 px digits)")
-    n_images: int = opt(512, "images (dogs, faces) or photos (monet) to generate", ge=8)
+    n_images: int = opt(512, "images (dogs, faces, digits) or photos (monet) to generate", ge=8)
     n_target: int = opt(64, "monet: paintings to generate", ge=4)
     n_classes: int = opt(4, "dogs: number of 'breeds' (faces always has two: masked, unmasked; digits ten)", ge=1)
     image_size: int = opt(64, "side of the generated source images", ge=16)
     seed: int = opt(0, "generation seed: same seed, same bytes")
 
 
-SAMPLE_LAYOUTS = {"dogs": "dogs", "monet": "monet", "faces": "folder", "digits": "folder"}  # sample.kind -> the layout it is written in
+# sample.kind -> the layout it is written in
+SAMPLE_LAYOUTS = {"dogs": "dogs", "monet": "monet", "faces": "folder", "digits": "folder"}
 
 
 @dataclass(frozen=True)

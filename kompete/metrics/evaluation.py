@@ -246,8 +246,8 @@ def plot_mifid(metrics_csv: Path, out: Path, best: Evaluation | None = None, tit
             ax.legend(fontsize=8)
     axes[0][0].set_ylabel(f"score ({n} images)")
     axes[1][0].set_ylabel("distance")
-    fig.suptitle((f"{title}: " if title else "") + f"in-training scores on {n} images (biased upward against 10,000; comparable with each other)",
-                 fontsize=9)
+    fig.suptitle((f"{title}: " if title else "") + f"in-training scores on {n} images (biased upward against "
+                 f"10,000; comparable with each other)", fontsize=9)
     fig.tight_layout()
     with atomic_output(out) as tmp:
         fig.savefig(tmp, format="png", dpi=90)
