@@ -31,17 +31,20 @@ from kompete.schema import joined, opt
 class SampleConfig:
     """A procedurally generated stand-in competition, written into the real layout at first use."""
 
-    kind: Literal["dogs", "monet", "faces"] = opt(
-        "dogs", "which layout the sample imitates: dogs, monet, or faces (the folder layout, two classes)")
-    n_images: int = opt(512, "images (dogs, faces) or photos (monet) to generate", ge=8)
+    kind: Literal["dogs", "monet", "faces", "digits"] = opt(
+        "dogs", "which layout the sample imitates: dogs, monet, faces (the folder layout, two classes) or "
+                "digits (the folder layout, ten classes of grey 28 px digits)")
+    n_images: int = opt(512, "images (dogs, faces, digits) or photos (monet) to generate", ge=8)
     n_target: int = opt(64, "monet: paintings to generate", ge=4)
-    n_classes: int = opt(4, "dogs: number of 'breeds' (faces always has two: masked, unmasked)", ge=1)
+    n_classes: int = opt(4, "dogs: number of 'breeds' (faces always has two: masked, unmasked; digits ten)", ge=1)
     image_size: int = opt(64, "side of the generated source images", ge=16)
     seed: int = opt(0, "generation seed: same seed, same bytes")
 
 
-SAMPLE_LAYOUTS = {"dogs": "dogs", "monet": "monet", "faces": "folder"}  # sample.kind -> the layout it is written in
-SAMPLE_CLASSES = {"faces": ("masked", "unmasked")}  # sample.kind -> its class folders (data/samples.py draws them)
+# sample.kind -> the layout it is written in
+SAMPLE_LAYOUTS = {"dogs": "dogs", "monet": "monet", "faces": "folder", "digits": "folder"}
+# sample.kind -> its class folders (data/samples.py draws them)
+SAMPLE_CLASSES = {"faces": ("masked", "unmasked"), "digits": tuple(str(d) for d in range(10))}
 DIFFAUGMENT_OPS = ("color", "translation", "cutout")  # train.diffaugment's names (data/diffaugment.py's OPS)
 
 

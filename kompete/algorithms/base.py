@@ -146,6 +146,10 @@ class Task:
         """uint8 NCHW images from the fixed sample inputs (same inputs all run long)."""
         raise NotImplementedError
 
+    def grid_captions(self) -> list[str] | None:
+        """A caption under each image of `sample_grid` (its class, or input/output), or None for none."""
+        return None
+
     def generator_for_inference(self) -> torch.nn.Module:
         """The network that makes submission images (the EMA copy when there is one); callers set eval mode."""
         raise NotImplementedError

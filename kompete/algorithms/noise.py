@@ -186,6 +186,11 @@ class NoiseToImageTask(Task):
     def sample_grid(self) -> torch.Tensor:
         return self.generate(self.z_fixed, self.y_fixed if self.conditional else None)
 
+    def grid_captions(self) -> list[str] | None:
+        """A conditional grid names the class each image was asked for."""
+        names = self.class_names
+        return None if names is None else [names[int(y)] for y in self.y_fixed.tolist()]
+
     @property
     def class_names(self) -> list[str] | None:
         if not self.conditional:

@@ -144,6 +144,10 @@ class DomainPairTask(Task):
         pairs = torch.stack([self.grid_photos.float(), fake], 1).flatten(0, 1)
         return to_uint8(pairs).contiguous()
 
+    def grid_captions(self) -> list[str]:
+        """Which tile of each pair is the photo given and which the generator's translation."""
+        return ["input", "output"] * len(self.grid_photos)
+
     def max_images(self) -> int | None:
         return 2 * len(self.photos) if self.photos is not None else None
 

@@ -155,6 +155,7 @@ def _print_ranking(ledger, name) -> list[dict]:
     import pandas as pd
 
     from kompete.kernel import campaign_results as results
+    from kompete.ledger import memorization
     from kompete.ledger.report import table
 
     from kompete.kernel.campaign import describe_changes
@@ -176,6 +177,7 @@ def _print_ranking(ledger, name) -> list[dict]:
         "variant": r["variant"], "changed": changed(r), "steps": None if r["steps"] is None else str(r["steps"]),
         "images/s": r["images_per_s"],
         "mifid": r["mifid"], "memorization": r["memorization"],
+        "flag": memorization.mark(r["memorization"], r["eps"], r["metric"]),
         "best": f"{r['best'].get('mifid', '?')}@{r['best'].get('step', '?')}" if r["best"] else None,
         "status": results.status_word(r), "took": r["took"],
         "submitted": (f"{r['submission']['ref']}" + (f" ({r['submission']['public_score']:.4f})"
@@ -183,6 +185,10 @@ def _print_ranking(ledger, name) -> list[dict]:
         if r["submission"] else "no",
         "continues": r["continues"]} for r in rows])
     click.echo(table(frame))
+    marked = [f"{r['variant']} ({r['memorization']:.4f} < eps {r['eps']:g})" for r in rows
+              if memorization.memorizes(r["memorization"], r["eps"], r["metric"])]
+    if marked:
+        click.echo(memorization.table_warning(marked))
     return rows
 
 
@@ -200,7 +206,10 @@ def show_cmd(name, plot_path, db_path) -> None:
         if plot_path:
             from kompete.ledger.plot import plot_campaign
 
-            plot_campaign(name, rows, {r["variant"]: results.curves(r) for r in rows}, plot_path)
+            from kompete.ledger import campaign_store
+
+            plot_campaign(name, rows, {r["variant"]: results.curves(r) for r in rows}, plot_path,
+                          competition=campaign_store.campaign(ledger, name)["competition"])
             click.echo(f"wrote {plot_path}")
 
 

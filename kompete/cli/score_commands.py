@@ -39,14 +39,18 @@ def _split(args: tuple[str, ...], competition: str | None, what: str) -> tuple[s
               help="Use only the first N reference images (default: metric.reference_limit; 0 = all).")
 @click.option("--rebuild-reference", is_flag=True, help="Recompute the cached reference statistics.")
 @click.option("--device", default=None, metavar="DEV", help="cpu, cuda, cuda:1 (default: cuda if available).")
+@click.option("--per-class", is_flag=True,
+              help="Also the FID of each class folder against that class's reference images (by_class zips).")
+@click.option("--neighbours", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE.png",
+              help="Draw the generated images closest to the training set beside their nearest training images.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @record_option
 @db_option
 def score(args: tuple[str, ...], competition: str | None, data_dir: str | None, overrides: tuple[str, ...],
           inception_weights: str | None, download: bool, limit: int, reference_limit: int | None,
-          rebuild_reference: bool, device: str | None, as_json: bool, quiet: bool, record: bool,
-          db_path: Path | None) -> None:
+          rebuild_reference: bool, device: str | None, per_class: bool, neighbours: Path | None, as_json: bool,
+          quiet: bool, record: bool, db_path: Path | None) -> None:
     """MiFID (or FID: metric.name) of PATH (images.zip, a folder of images, or a run directory) against the real set.
 
     \b
@@ -59,22 +63,47 @@ def score(args: tuple[str, ...], competition: str | None, data_dir: str | None, 
     \b
     kompete score generative-dog-images runs/abc/images.zip
     kompete score images.zip --competition gan-getting-started --json
+    kompete score sample-faces images.zip --per-class --neighbours neighbours.png
+    \b
+    When the memorization distance is below metric.eps (MiFID divides FID by it; Kaggle disqualified
+    memorizers) a warning line says so, with the share of images closer than eps to a training image.
     """
     from kompete.metrics.score import score_path
 
     comp, path = _split(args, competition, "score")
     cfg = config_for(comp, overrides)
+    if neighbours is not None:
+        _check_neighbours(neighbours, Path(path), cfg.output.archive)
+    kept: dict = {}
     result = score_path(cfg, path, data_dir=data_dir, weights=inception_weights, download=download, limit=limit,
                         reference_limit=reference_limit, rebuild_reference=rebuild_reference, device=device,
-                        progress=not quiet and not as_json)
+                        progress=not quiet and not as_json, per_class=per_class, keep=kept)
     if as_json:
         click.echo(json.dumps(result.to_dict(), sort_keys=True))
+        if result.warning:
+            click.echo(result.warning, err=True)
     else:
         click.echo("\n".join(result.lines()))
+    if neighbours is not None:
+        from kompete.metrics.neighbours import draw
+
+        draw(cfg, kept, neighbours, data_dir)
+        click.echo(f"wrote {neighbours}", err=as_json)
     if record and result.comparable:  # a --limit quick check says nothing about the leaderboard: keep it out
         _record(cfg, Path(result.source), result, db_path)  # the zip a run folder resolved to
     elif record:
         click.echo("not recorded in the ledger: this score is not comparable to Kaggle's (see the notes)", err=True)
+
+
+def _check_neighbours(out: Path, scored: Path, archive: str) -> None:
+    """Before any work: a PNG name, writable, and never the submission itself (nor a run folder's zip)."""
+    from kompete.paths import check_writable
+
+    if out.resolve() in (scored.resolve(), (scored / archive).resolve()):
+        raise ConfigError(f"--neighbours {out} would overwrite what is scored ({scored})")
+    if out.suffix.lower() != ".png":
+        raise ConfigError(f"--neighbours {out}: the picture is a PNG; give a name ending in .png")
+    check_writable(out, "neighbours picture")
 
 
 def _record(cfg, path: Path, result, db_path: Path | None) -> None:

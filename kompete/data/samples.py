@@ -10,6 +10,9 @@ data. The same seed gives the same bytes; a sample is made once, at first use, i
 - faces: the folder layout with two classes, `masked/` and `unmasked/`: face-like blobs (skin-toned head,
   eyes, hair) on plain backgrounds; a masked face has a light band across its lower half, an unmasked one
   shows its nose and mouth. PNGs, for the conditional path of an FID-scored class competition.
+- digits: the folder layout with ten classes, `0/` to `9/`: grey 28x28 handwritten-looking digits (white
+  strokes on black, as MNIST), each a few jittered, slanted pen strokes of random width. For the vanilla GAN
+  of the MNIST write-up, offline.
 """
 
 from __future__ import annotations
@@ -236,4 +239,63 @@ def _face(rng: np.random.Generator, size: int, masked: bool) -> Image.Image:
     return img
 
 
-WRITERS = {"dogs": write_sample_dogs, "monet": write_sample_monet, "faces": write_sample_faces}
+# --------------------------------------------------------------------------- digits
+
+SUPERSAMPLE = 4  # strokes are drawn at 4x and scaled down: anti-aliased edges, as scanned pen strokes
+
+
+def _loop(cx: float, cy: float, rx: float, ry: float, n: int = 14) -> list[tuple[float, float]]:
+    t = np.linspace(0, 2 * np.pi, n + 1)
+    return [(cx + rx * np.sin(a), cy - ry * np.cos(a)) for a in t]
+
+
+# Each digit: pen strokes (polylines) in a unit box, y down.
+DIGITS: dict[int, list[list[tuple[float, float]]]] = {
+    0: [_loop(0.5, 0.5, 0.24, 0.38)],
+    1: [[(0.36, 0.26), (0.52, 0.1), (0.52, 0.9)]],
+    2: [[(0.26, 0.3), (0.38, 0.14), (0.58, 0.1), (0.73, 0.22), (0.72, 0.4), (0.26, 0.9), (0.78, 0.9)]],
+    3: [[(0.26, 0.16), (0.72, 0.14), (0.46, 0.44), (0.7, 0.56), (0.72, 0.78), (0.52, 0.9), (0.26, 0.84)]],
+    4: [[(0.62, 0.9), (0.62, 0.1), (0.2, 0.64), (0.8, 0.64)]],
+    5: [[(0.74, 0.12), (0.34, 0.12), (0.3, 0.46), (0.56, 0.42), (0.73, 0.58), (0.71, 0.8), (0.5, 0.9),
+         (0.26, 0.84)]],
+    6: [[(0.68, 0.12), (0.42, 0.28), (0.29, 0.58), (0.34, 0.84), (0.55, 0.9), (0.71, 0.75), (0.63, 0.55),
+         (0.42, 0.54), (0.3, 0.66)]],
+    7: [[(0.22, 0.12), (0.78, 0.12), (0.44, 0.9)]],
+    8: [_loop(0.5, 0.29, 0.18, 0.19), _loop(0.5, 0.69, 0.22, 0.21)],
+    9: [_loop(0.5, 0.32, 0.2, 0.2), [(0.7, 0.32), (0.62, 0.9)]],
+}
+
+
+def write_sample_digits(root: Path, sample: SampleConfig) -> None:
+    """`n_images` grey digits, 0 to 9 in turn, one class folder each (`0/` ... `9/`)."""
+    rng = np.random.default_rng(sample.seed)
+    for digit in DIGITS:
+        (root / str(digit)).mkdir(parents=True)
+    for i in range(sample.n_images):
+        digit = i % len(DIGITS)
+        _digit(rng, digit, sample.image_size).save(root / str(digit) / f"{i:05d}.png")
+
+
+def _digit(rng: np.random.Generator, digit: int, size: int) -> Image.Image:
+    """One digit: its strokes jittered point by point, scaled, slanted and shifted, drawn with a random pen."""
+    big = size * SUPERSAMPLE
+    img = Image.new("L", (big, big), 0)
+    draw = ImageDraw.Draw(img)
+    scale, slant = rng.uniform(0.72, 0.92), rng.uniform(-0.25, 0.2)
+    shift = rng.uniform(-0.06, 0.06, 2)
+    width = max(1, int(big * rng.uniform(0.07, 0.12)))
+    ink = int(rng.integers(200, 256))
+    for stroke in DIGITS[digit]:
+        pts = np.asarray(stroke) + rng.normal(0, 0.025, (len(stroke), 2))
+        pts = (pts - 0.5) * scale
+        pts[:, 0] -= slant * pts[:, 1]  # italic: the top leans right
+        pts = (pts + 0.5 + shift) * big
+        draw.line([tuple(p) for p in pts], fill=ink, width=width, joint="curve")
+        r = width / 2  # round pen ends
+        for x, y in (pts[0], pts[-1]):
+            draw.ellipse((x - r, y - r, x + r, y + r), fill=ink)
+    return img.resize((size, size), Image.LANCZOS)
+
+
+WRITERS = {"dogs": write_sample_dogs, "monet": write_sample_monet, "faces": write_sample_faces,
+           "digits": write_sample_digits}

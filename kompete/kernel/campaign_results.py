@@ -228,9 +228,10 @@ def ranked(ledger: Ledger, name: str) -> list[dict]:
         sub = store.submission_of(ledger, k["kernel_ref"], k["version"])
         best = _read_json(fetched(k, BEST))
         parent = by_id.get(k["parent_id"])
+        metric = config_of(camp, k).metric
         rows.append({**k, "mifid": run.get("mifid"), "fid": run.get("fid"), "memorization": run.get("memorization"),
                      "images_per_s": run.get("images_per_s"), "zip_path": run.get("zip_path"),
-                     "eps": config_of(camp, k).metric.eps,
+                     "eps": metric.eps, "metric": metric.name,
                      "submission": sub, "best": best, "continues": parent["variant"] if parent else None,
                      "what": describe_changes(k["changes"]), "took": duration(k)})
     return sorted(rows, key=lambda r: (r["mifid"] is None or r["collected"] != "ok", r["mifid"] or 0.0, r["id"]))

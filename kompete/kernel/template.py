@@ -343,6 +343,8 @@ def summary(record, ckpt, working):
     if record["score"]:
         s = record["score"]
         log("score: " + ", ".join(f"{k} {s[k]}" for k in ("mifid", "fid", "memorization_distance") if k in s))
+        if s.get("warning"):  # `kompete score`'s memorization warning, where the log's reader looks last
+            log("WARNING: " + s["warning"])
     if record["stopped_by"]:
         log(f"stopped by {record['stopped_by']}: generated from its checkpoints (the best when the run kept one)")
     if ckpt is not None:

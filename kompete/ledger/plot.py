@@ -11,7 +11,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from kompete.ledger import report
+from kompete.ledger import memorization, report
 from kompete.ledger.store import Ledger
 from kompete.paths import atomic_output
 
@@ -42,8 +42,10 @@ def _scores_over_time(ax, subs: pd.DataFrame, snaps: pd.DataFrame) -> None:
     scored = subs.dropna(subset=["public_score"]).sort_values("date")
     drawn = False
     if not snaps.empty:
-        ax.plot(snaps["taken_at"], snaps["top_score"], color="tab:green", lw=1.5, label="leaderboard first")
-        ax.plot(snaps["taken_at"], snaps["median_score"], color="tab:gray", lw=1.5, ls="--",
+        # markers: one snapshot is one point, and a line through one point draws nothing
+        ax.plot(snaps["taken_at"], snaps["top_score"], color="tab:green", lw=1.5, marker="o", ms=3,
+                label="leaderboard first")
+        ax.plot(snaps["taken_at"], snaps["median_score"], color="tab:gray", lw=1.5, ls="--", marker="o", ms=3,
                 label="leaderboard median")
         drawn = True
     if not scored.empty:
@@ -92,7 +94,8 @@ def _rank_over_time(ax, snaps: pd.DataFrame) -> None:
         _empty(ax, "not on a synced leaderboard yet")
         return
     ax.plot(ranked["taken_at"], ranked["my_rank"], marker="o", ms=4, color="tab:blue", label="your rank")
-    ax.plot(ranked["taken_at"], ranked["total_teams"], color="tab:gray", lw=1, ls="--", label="teams")
+    ax.plot(ranked["taken_at"], ranked["total_teams"], color="tab:gray", lw=1, ls="--", marker="o", ms=3,
+            label="teams")
     ax.invert_yaxis()
     ax.set_ylabel("rank (1 = first)")
     ax.tick_params(axis="x", labelrotation=30, labelsize=8)
@@ -106,7 +109,7 @@ def _empty(ax, text: str) -> None:
 
 
 def plot_campaign(name: str, rows: list[dict], curves: dict[str, dict[str, list[tuple[float, float]]]],
-                  out: str | Path, *, dpi: int = 110) -> Path:
+                  out: str | Path, *, dpi: int = 110, competition: str = "") -> Path:
     """A campaign's PNG: local MiFID per variant (ranked), and the in-training curves the kernels logged.
 
     `rows` are kompete.kernel.campaign_results.ranked(); `curves` maps a variant to {column: [(step, value)]}.
@@ -114,7 +117,8 @@ def plot_campaign(name: str, rows: list[dict], curves: dict[str, dict[str, list[
     fig = Figure(figsize=(13, 4.6), layout="constrained")
     FigureCanvasAgg(fig)
     ax_bar, ax_curve = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.2, 1]})
-    fig.suptitle(f"campaign {name}: {len(rows)} kernels", fontsize=12)
+    fig.suptitle(f"campaign {name}" + (f" on {competition}" if competition else "") + f": {len(rows)} kernels",
+                 fontsize=12)
     scored = [r for r in rows if r.get("mifid") is not None]
     ax_bar.set_title("Local MiFID per variant (lower is better)")
     if scored:
@@ -130,7 +134,8 @@ def plot_campaign(name: str, rows: list[dict], curves: dict[str, dict[str, list[
     for variant, cols in curves.items():
         for col, points in cols.items():
             if points:
-                ax_curve.plot([p[0] for p in points], [p[1] for p in points], marker=".", label=f"{variant} {col}")
+                ax_curve.plot([p[0] for p in points], [p[1] for p in points], marker="o", ms=3,
+                              label=f"{variant} {col}")
                 drawn = True
     if drawn:
         ax_curve.set_xlabel("step")
@@ -144,4 +149,4 @@ def plot_campaign(name: str, rows: list[dict], curves: dict[str, dict[str, list[
 
 
 def _memorizes(row: dict) -> bool:
-    return row.get("memorization") is not None and row.get("eps") is not None and row["memorization"] < row["eps"]
+    return memorization.memorizes(row.get("memorization"), row.get("eps"), row.get("metric", "mifid"))

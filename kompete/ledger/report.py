@@ -12,27 +12,34 @@ from typing import Any
 
 import pandas as pd
 
+from kompete.ledger import memorization
 from kompete.ledger.store import Ledger
 
 MIN_PAIRS = 3  # below this many (local, public) pairs a correlation means nothing
 SUBMISSION_COLUMNS = ["ref", "date", "status", "public_score", "private_score", "local_mifid", "local_fid",
-                      "run_id", "kernel", "description"]
+                      "local_memorization", "flag", "run_id", "kernel", "description"]
 
 
 def submissions_frame(ledger: Ledger, competition: str) -> pd.DataFrame:
-    """One row per submission, oldest first, with the local scores of the run it came from."""
+    """One row per submission, oldest first, with the local scores of the run it came from; `flag` marks a
+    run whose memorization distance is below its metric.eps (memorization.MARK)."""
     rows = ledger.conn.execute(
         """SELECT s.ref, s.date, s.status, s.public_score, s.private_score, r.mifid AS local_mifid,
-                  r.fid AS local_fid, s.run_id,
+                  r.fid AS local_fid, r.memorization AS local_memorization, r.metric AS run_metric,
+                  r.config_json AS run_config, s.run_id,
                   CASE WHEN s.kernel_ref IS NULL THEN NULL
                        ELSE s.kernel_ref || COALESCE('/' || s.kernel_version, '') END AS kernel,
                   s.description
            FROM submissions s LEFT JOIN runs r ON r.id = s.run_id
            WHERE s.competition = ? ORDER BY s.date, s.ref""", (competition,)).fetchall()
-    frame = pd.DataFrame([dict(r) for r in rows], columns=SUBMISSION_COLUMNS)
+    records = [dict(r) for r in rows]
+    for r in records:
+        r["flag"] = memorization.mark(r["local_memorization"], memorization.eps_of(r.pop("run_config")),
+                                      r.pop("run_metric"))
+    frame = pd.DataFrame(records, columns=SUBMISSION_COLUMNS)
     frame["date"] = pd.to_datetime(frame["date"], utc=True)
-    for col in ("public_score", "private_score", "local_mifid", "local_fid"):
-        frame[col] = pd.to_numeric(frame[col])
+    for col in ("public_score", "private_score", "local_mifid", "local_fid", "local_memorization"):
+        frame[col] = pd.to_numeric(frame[col], errors="coerce")  # a damaged cell shows as '-'
     return frame
 
 
@@ -67,6 +74,7 @@ class Summary:
     synced_at: str | None
     correlation: float | None
     n_pairs: int
+    memorizers: tuple[str, ...] = ()  # "submission <ref> (distance d < eps e)" for each flagged submission
 
     @property
     def percentile(self) -> float | None:
@@ -102,6 +110,8 @@ class Summary:
             out.append(f"local vs public    Pearson r = {self.correlation:+.3f} over {self.n_pairs} submissions")
         else:
             out.append(f"local vs public    needs {MIN_PAIRS} submissions with both scores ({self.n_pairs} so far)")
+        if self.memorizers:
+            out.append(memorization.table_warning(self.memorizers))
         return out
 
 
@@ -131,6 +141,8 @@ def summarise(ledger: Ledger, competition: str) -> Summary:
         synced_at=state.get("synced_at"),
         correlation=r,
         n_pairs=n_pairs,
+        memorizers=tuple(f"submission {row.ref} ({row.local_memorization:.4f})"
+                         for row in frame[frame["flag"].notna()].itertuples()),
     )
 
 
@@ -156,7 +168,12 @@ def config_diff(old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[
 
 
 def _config(run: dict) -> dict | None:
-    return json.loads(run["config_json"]) if run.get("config_json") else None
+    """The run's recorded config; None when there is none or the row is damaged (a table must still print)."""
+    try:
+        config = json.loads(run["config_json"]) if run.get("config_json") else None
+    except ValueError:
+        return None
+    return config if isinstance(config, dict) else None
 
 
 def _best_public(ledger: Ledger, run_id: int) -> float | None:
@@ -181,14 +198,16 @@ def runs_frame(ledger: Ledger, competition: str | None = None) -> pd.DataFrame:
             "id": run["id"], "competition": comp, "when": run["started_at"] or run["recorded_at"],
             "run": run["kernel_ref"] and f"{run['kernel_ref']}/{run['kernel_version']}" or run["run_dir"] or run["key"],
             "config": run["config_hash"], "fid": run["fid"], "mifid": run["mifid"],
-            "memorization": run["memorization"], "img/s": run["images_per_s"],
+            "memorization": run["memorization"],
+            "flag": memorization.mark(run["memorization"], memorization.eps_of(cfg), run.get("metric")),
+            "img/s": run["images_per_s"],
             "public": _best_public(ledger, run["id"]), "changes": changes,
         })
-    columns = ["id", "competition", "when", "run", "config", "fid", "mifid", "memorization", "img/s", "public",
-               "changes"]
+    columns = ["id", "competition", "when", "run", "config", "fid", "mifid", "memorization", "flag", "img/s",
+               "public", "changes"]
     frame = pd.DataFrame(rows, columns=columns)
     for col in ("fid", "mifid", "memorization", "img/s", "public"):
-        frame[col] = pd.to_numeric(frame[col])
+        frame[col] = pd.to_numeric(frame[col], errors="coerce")  # a damaged cell shows as '-'
     return frame
 
 
@@ -220,11 +239,21 @@ def compare(ledger: Ledger, a: str | int, b: str | int) -> Comparison:
     for name in ("fid", "mifid", "memorization", "public"):
         x = _best_public(ledger, run_a["id"]) if name == "public" else run_a[name]
         y = _best_public(ledger, run_b["id"]) if name == "public" else run_b[name]
+        x, y = _number(x), _number(y)
         deltas[name] = (x, y, None if x is None or y is None else y - x)
     return Comparison(run_a, run_b, config_diff(_config(run_a), _config(run_b)), deltas)
 
 
 # --------------------------------------------------------------------------- formatting
+
+
+def _number(value: Any) -> float | None:
+    """A stored score as a float; None for a missing or damaged one."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else number
 
 
 def _fmt(value: Any, signed: bool = False) -> str:

@@ -31,7 +31,7 @@ from kompete.config import Config
 from kompete.errors import KompeteError
 from kompete.paths import write_text_atomic
 from kompete.train import state as ckpt
-from kompete.train.callbacks import Callback
+from kompete.train.callbacks import Callback, plot_title
 from kompete.train.monitor import read_metrics, save_grid
 
 if TYPE_CHECKING:
@@ -137,7 +137,8 @@ class TrainingEvaluation(Callback):
 
     def on_end(self, trainer: "Trainer", result: "TrainResult") -> None:
         if self.history:
-            plot_mifid(trainer.run_dir / "metrics.csv", trainer.run_dir / "mifid.png", self.best)
+            plot_mifid(trainer.run_dir / "metrics.csv", trainer.run_dir / "mifid.png", self.best,
+                       title=plot_title(trainer))
         if self.best is not None:
             self.echo(f"best in-training MiFID {self.best.mifid:.3f} at step {self.best.step} "
                       f"({ckpt.CHECKPOINT_DIR}/{ckpt.BEST})")
@@ -198,7 +199,8 @@ class TrainingEvaluation(Callback):
         folder = trainer.run_dir / ckpt.CHECKPOINT_DIR
         ckpt.write_checkpoint(folder / ckpt.BEST, {**trainer.checkpoint_payload(), "evaluation": asdict(ev)})
         write_text_atomic(folder / ckpt.BEST_JSON, json.dumps(asdict(ev), indent=2) + "\n")
-        save_grid(trainer.task.sample_grid(), trainer.run_dir / "samples" / "best.png")
+        save_grid(trainer.task.sample_grid(), trainer.run_dir / "samples" / "best.png",
+                  captions=trainer.task.grid_captions())
         self.best = ev
         return True
 
@@ -212,7 +214,7 @@ def _read_best(run_dir: Path) -> Evaluation | None:
         return None
 
 
-def plot_mifid(metrics_csv: Path, out: Path, best: Evaluation | None = None) -> Path | None:
+def plot_mifid(metrics_csv: Path, out: Path, best: Evaluation | None = None, title: str = "") -> Path | None:
     """mifid.png: FID, memorization distance and MiFID against steps and against minutes, the best marked."""
     import matplotlib
 
@@ -244,8 +246,8 @@ def plot_mifid(metrics_csv: Path, out: Path, best: Evaluation | None = None) -> 
             ax.legend(fontsize=8)
     axes[0][0].set_ylabel(f"score ({n} images)")
     axes[1][0].set_ylabel("distance")
-    fig.suptitle(f"in-training scores on {n} images (biased upward against 10,000; comparable with each other)",
-                 fontsize=9)
+    fig.suptitle((f"{title}: " if title else "") + f"in-training scores on {n} images (biased upward against "
+                 f"10,000; comparable with each other)", fontsize=9)
     fig.tight_layout()
     with atomic_output(out) as tmp:
         fig.savefig(tmp, format="png", dpi=90)

@@ -39,32 +39,63 @@ def normalize_rows(features: np.ndarray | torch.Tensor) -> torch.Tensor:
     return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
+@dataclass(frozen=True)
+class Nearest:
+    """For each generated row (rows summing to zero dropped, as Kaggle does), its nearest reference row."""
+
+    distance: np.ndarray  # float64: 1 - |cos| to the nearest reference row
+    index: np.ndarray     # int64: that reference row
+    kept: np.ndarray      # int64: which generated row each entry is (its position among the rows given)
+
+    @property
+    def mean(self) -> float:
+        """The memorization distance: the mean over generated rows."""
+        return float(self.distance.mean())
+
+    def share_below(self, eps: float) -> float:
+        """The share of generated rows whose nearest reference row is closer than eps."""
+        return float((self.distance < eps).mean())
+
+
 @torch.inference_mode()
-def memorization_distance(gen_features: np.ndarray | torch.Tensor, ref_features: np.ndarray | torch.Tensor,
-                          chunk: int = 2048, device: str | torch.device | None = None,
-                          normalized: bool = False) -> float:
-    """Mean over generated rows of the minimum over reference rows of 1 - |cos|.
+def nearest(gen_features: np.ndarray | torch.Tensor, ref_features: np.ndarray | torch.Tensor,
+            chunk: int = 2048, device: str | torch.device | None = None, normalized: bool = False) -> Nearest:
+    """Each generated row's nearest reference row by 1 - |cos|.
 
     Chunked over both sets so memory stays at chunk x chunk (never a full 10k x 20k matrix);
     on the GPU when there is one. `normalized=True` skips normalising rows already unit-length
     (the cached reference).
     """
     dev = default_device(device)
-    g = normalize_rows(torch.as_tensor(gen_features).to(dev))
+    raw = torch.as_tensor(gen_features).to(dev)
+    kept = (raw.double().sum(dim=1) != 0).nonzero().flatten().cpu().numpy()
+    g = normalize_rows(raw)
     r = torch.as_tensor(ref_features).to(dev).float()
     if not normalized:
         r = normalize_rows(r)
     if len(g) == 0 or len(r) == 0:
         raise ValueError("memorization distance needs at least one non-zero feature row on each side")
     best = torch.empty(len(g), device=dev, dtype=torch.float32)
+    where = torch.empty(len(g), device=dev, dtype=torch.int64)
     with exact_float32(dev):
         for i in range(0, len(g), chunk):
             gi = g[i:i + chunk]
             top = torch.zeros(len(gi), device=dev, dtype=torch.float32)
+            arg = torch.zeros(len(gi), device=dev, dtype=torch.int64)
             for j in range(0, len(r), chunk):
-                top = torch.maximum(top, (gi @ r[j:j + chunk].T).abs_().amax(dim=1))
-            best[i:i + chunk] = top
-    return float((1.0 - best.double().clamp(max=1.0)).mean().item())
+                value, at = (gi @ r[j:j + chunk].T).abs_().max(dim=1)
+                closer = value > top
+                top, arg = torch.where(closer, value, top), torch.where(closer, at + j, arg)
+            best[i:i + chunk], where[i:i + chunk] = top, arg
+    distance = (1.0 - best.double().clamp(max=1.0)).cpu().numpy()
+    return Nearest(distance, where.cpu().numpy(), kept)
+
+
+def memorization_distance(gen_features: np.ndarray | torch.Tensor, ref_features: np.ndarray | torch.Tensor,
+                          chunk: int = 2048, device: str | torch.device | None = None,
+                          normalized: bool = False) -> float:
+    """Mean over generated rows of the minimum over reference rows of 1 - |cos| (see `nearest`)."""
+    return nearest(gen_features, ref_features, chunk, device, normalized).mean
 
 
 def threshold(distance: float, eps: float) -> float:

@@ -70,17 +70,25 @@ class SampleGrids(Callback):
     def on_epoch(self, trainer: "Trainer") -> None:
         task = trainer.task
         if task.epoch % trainer.cfg.train.sample_every_epochs == 0:
-            save_grid(task.sample_grid(), trainer.run_dir / "samples" / f"epoch-{task.epoch:04d}.png")
+            save_grid(task.sample_grid(), trainer.run_dir / "samples" / f"epoch-{task.epoch:04d}.png",
+                      captions=task.grid_captions())
 
     def on_end(self, trainer: "Trainer", result: "TrainResult") -> None:
-        save_grid(trainer.task.sample_grid(), trainer.run_dir / "samples" / "final.png")
+        task = trainer.task
+        save_grid(task.sample_grid(), trainer.run_dir / "samples" / "final.png", captions=task.grid_captions())
+
+
+def plot_title(trainer: "Trainer") -> str:
+    """What every plot of a run is titled with: the run and its competition."""
+    return f"run {trainer.run_dir.resolve().name}, {trainer.cfg.name}"
 
 
 class LossPlots(Callback):
-    """losses.png and d_outputs.png from metrics.csv at the end."""
+    """losses.png and d_outputs.png from metrics.csv at the end, titled with the run and the competition."""
 
     def on_end(self, trainer: "Trainer", result: "TrainResult") -> None:
-        plot_metrics(trainer.run_dir / "metrics.csv", trainer.run_dir, trainer.task.loss_names)
+        plot_metrics(trainer.run_dir / "metrics.csv", trainer.run_dir, trainer.task.loss_names,
+                     title=plot_title(trainer))
 
 
 def default_callbacks() -> list[Callback]:
