@@ -128,9 +128,10 @@ def test_a_bad_cyclegan_value_is_a_clear_error():
         load_config("sample-monet", ["cyclegan.lambda_cycle=-1"])
 
 
-def test_the_translate_task_needs_a_translation_model_and_lsgan():
+def test_the_translate_task_needs_a_translation_model_and_lsgan_or_hinge():
+    assert load_config("sample-monet", ["train.loss=hinge"]).train.loss == "hinge"
     for overrides, message in ((["train.model=dcgan"], "'task' is 'translate'"),
-                               (["train.loss=hinge"], "cyclegan trains with 'lsgan'"),
+                               (["train.loss=bce"], "cyclegan trains with 'lsgan' or 'hinge'"),
                                (["train.d_steps=2"], "'train.d_steps' does nothing for cyclegan")):
         with pytest.raises(ConfigError, match=message):
             load_config("sample-monet", overrides)
