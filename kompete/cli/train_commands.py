@@ -83,19 +83,19 @@ def train(competition: str, data_dir: str | None, run_dir: Path | None, time_bud
     if result is None:  # not the main DDP rank
         return
     if result.reason == "signal":
-        click.echo(f"stopped by {result.signal_name}; {resume_hint(competition, result.run_dir, data_dir, overrides)}",
+        click.echo(f"stopped by {result.signal_name}; {resume_hint(competition, cfg.name, result.run_dir, data_dir, overrides)}",
                    err=True)
         sys.exit(128 + (15 if result.signal_name == "SIGTERM" else 2))
 
 
-def resume_hint(competition: str, run_dir: Path, data_dir: str | None, overrides: tuple[str, ...]) -> str:
+def resume_hint(competition: str, name: str, run_dir: Path, data_dir: str | None, overrides: tuple[str, ...]) -> str:
     """What a user does next: locally, the command; inside a kernel (whose folders vanish), the next part."""
     import os
 
     if on_kaggle() or os.environ.get("KOMPETE_KERNEL_ID"):
         kernel = os.environ.get("KOMPETE_KERNEL_ID", "OWNER/SLUG")
         return (f"the kernel generates from the checkpoint; to train on, build the next part from this version's "
-                f"output: `kompete campaign continue` or `kompete kernel build {competition} --resume-from "
+                f"output: `kompete campaign continue` or `kompete kernel build {name} --resume-from "
                 f"{kernel}/VERSION` with a new --variant, then push it")
     return f"resume with `{resume_command(competition, run_dir, data_dir, overrides)}`"
 
@@ -125,9 +125,11 @@ def resume_command(competition: str, run_dir: Path, data_dir: str | None, overri
 @click.option("--checkpoint", "which", default="auto", metavar="best|last|PATH",
               help="Which checkpoint: best (lowest in-training MiFID), last, or a file; auto: the best when "
                    "the run kept one, else the last.")
+@click.option("--fit-runtime", is_flag=True, hidden=True,
+              help="Fewer images (never under output.n_min) when the runtime limit left is short (the kernel).")
 @data_dir_option
 def generate(target: str, out: Path | None, n: int | None, truncation: float | None, seed: int | None,
-             device: str | None, quiet: bool, which: str, data_dir: str | None) -> None:
+             device: str | None, quiet: bool, which: str, fit_runtime: bool, data_dir: str | None) -> None:
     """Write the submission zip from TARGET: a run folder, a checkpoint file, or a competition name
     (its default run folder runs/<name>).
 
@@ -156,6 +158,6 @@ def generate(target: str, out: Path | None, n: int | None, truncation: float | N
         where, which = Path(which), "last"
     start = time.perf_counter()
     path = generate_zip(where, out, n=n, seed=seed, truncation=truncation, device=device, progress=not quiet,
-                        data_dir=data_dir, which=which,
+                        data_dir=data_dir, which=which, fit_runtime=fit_runtime,
                         on_checkpoint=lambda p: click.echo(f"from {ckpt.describe_checkpoint(p)}"))
     click.echo(f"wrote {path} in {time.perf_counter() - start:.1f} s")
