@@ -6,7 +6,7 @@ counted from the kernel's start (env KOMPETE_KERNEL_START, Unix seconds, set by 
 training window ends `reserve_s` before the hard end. Only what this process (or the kernel's next stage)
 will spend is reserved: when it generates, the measured generation time with 25 % slack plus a safety
 margin (the configured one, at most 10 % of the budget); otherwise a closing margin for the last
-checkpoint and plots (at most 5 % of the budget).
+checkpoint and plots (the safety margin, at most 10 % of the budget).
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def _kernel_elapsed(started: str, limit: float) -> float:
     return max(0.0, elapsed)
 
 
-CLOSING_FRACTION = 0.05  # without generation: the last checkpoint and plots, at most this share of the budget
+CLOSING_FRACTION = 0.1  # without generation: the last checkpoint and plots, at most this share of the budget
 
 
 def set_reserve(budget: Budget, generation_s: float, safety_margin_s: float) -> Budget:

@@ -90,6 +90,8 @@ class Trainer:
         self.stop_signal: int | None = None
         self._agreed_stop: str | None = None  # DDP: what the ranks agreed on at the last tick
         self.callback_s: dict[str, float] = {}  # seconds spent in each callback (the run's summary)
+        self._step_s = 0.0  # a step's usual host time: the loop does not start one that would end past the window
+        self.start_step = 0
         self._pending: list[dict[str, torch.Tensor]] = []
         self._reset_rate_window()
 
@@ -154,9 +156,15 @@ class Trainer:
             return self._agreed_stop
         if self.stop_signal is not None:
             return "signal"
-        if time.monotonic() >= self.budget.train_end:
+        if self._past_deadline():
             return "deadline"
         return None
+
+    def _past_deadline(self, now: float | None = None) -> bool:
+        """Whether one more step would end past the training window: a slow step (a loaded CPU) must not
+        start a few seconds before the end and finish well after it."""
+        now = time.monotonic() if now is None else now
+        return now + self._step_s >= self.budget.train_end
 
     def row_fields(self) -> list[str]:
         """The columns of a metrics row, in order."""
@@ -180,8 +188,16 @@ class Trainer:
             self._last_epoch = task.epoch
             self._call("on_epoch")
         task.ctx.mark_step()
+        started = time.monotonic()
         self._pending.append(task.step(batch))
+        self._time_step(time.monotonic() - started)
         self._call("on_step")
+
+    def _time_step(self, seconds: float) -> None:
+        """A running mean of a step's host time (on a GPU only the enqueueing: an underestimate, never a late
+        stop). The run's first step (compiling, warm-up) is left out."""
+        if self.task.step_count - self.start_step > 1:
+            self._step_s = seconds if self._step_s == 0 else 0.7 * self._step_s + 0.3 * seconds
 
     def _checkpoint_due(self) -> bool:
         return time.monotonic() - self._last_ckpt_time >= self.cfg.train.checkpoint_minutes * 60
@@ -195,7 +211,7 @@ class Trainer:
         ctx = self.task.ctx
         due = self._checkpoint_due()
         if ctx.ddp:
-            late, signalled, due = ctx.agree([time.monotonic() >= self.budget.train_end,
+            late, signalled, due = ctx.agree([self._past_deadline(),
                                               self.stop_signal is not None, due])
             if late or signalled:
                 self._agreed_stop = "signal" if signalled else "deadline"
