@@ -187,3 +187,19 @@ def test_a_slow_step_is_not_started_when_it_would_end_past_the_window(tmp_path):
     assert result.reason == "deadline" and len(ends) >= 2 and trainer._step_s >= 0.35
     assert trainer._past_deadline(budget.train_end - 0.3)  # 0.3 s left: a 0.4 s step is not started
     assert ends[-1] <= budget.train_end + 0.2
+
+
+def test_hopeless_evaluation_is_off_before_the_weights_load(monkeypatch):
+    from kompete.errors import KompeteError
+    from kompete.metrics import evaluation, features, weights
+
+    source = SimpleNamespace(describe=lambda: {"sha256": "0" * 64})
+    monkeypatch.setattr(weights, "find_weights", lambda explicit: source)
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the weights were loaded for an evaluation that cannot fit")
+
+    monkeypatch.setattr(features, "load_inception", no_loading)
+    cfg = tiny("eval.every_minutes=0.25")
+    with pytest.raises(KompeteError, match="even at 50.0 images/s"):
+        evaluation.inception_scorer(cfg, "cpu", allowed_s=6.0, train_left_s=100.0)

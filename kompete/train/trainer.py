@@ -50,7 +50,7 @@ class TrainResult:
     def lines(self) -> list[str]:
         return [f"stopped       {self.reason}" + (f" ({self.signal_name})" if self.signal_name else ""),
                 f"steps         {self.steps} ({self.epochs} epochs; {self.steps_run} in this run)",
-                f"time          {self.seconds:.1f} s, {self.images_per_s:.0f} images/s",
+                f"time          {self.seconds:.1f} s, {self.images_per_s:.3g} images/s",
                 *([self.time_line()] if self.budget_s else []),
                 f"checkpoint    {self.checkpoint}",
                 f"run           {self.run_dir}"]
