@@ -18,7 +18,7 @@ from kompete.train import rundir
 from kompete.train import state as ckpt
 from kompete.train.budget import Budget, set_closing_reserve, set_reserve
 from kompete.train.callbacks import Callback, default_callbacks
-from kompete.train.context import make_context
+from kompete.train.context import Context, make_context
 from kompete.train.trainer import Trainer, TrainResult
 
 
@@ -86,16 +86,7 @@ def train_run(cfg: Config, run_dir: str | Path, budget: Budget, data_dir: str | 
     try:
         if lock is not None:
             lock.acquire()  # a second training into this folder stops here; also proves it writable
-        say = click.echo if ctx.is_main else (lambda line: None)
-        say(f"loading {cfg.name}'s data ({time.monotonic() - budget.start:.0f} s into the budget)")
-        data = load_data(cfg, data_dir, progress=progress and ctx.is_main)
-        say(f"building {cfg.train.model} on {ctx.device} ({time.monotonic() - budget.start:.0f} s)")
-        task = build_task(cfg, ctx, data)
-        if generation_estimate is not None:
-            say(f"measuring generation for the reserve ({time.monotonic() - budget.start:.0f} s)")
-            set_reserve(budget, generation_estimate(task, cfg), cfg.train.safety_margin_s)
-        else:
-            set_closing_reserve(budget, cfg.train.safety_margin_s)
+        task = _build(cfg, ctx, budget, data_dir, progress, generation_estimate)
         if fresh:  # only now: every input is checked, so a failure above leaves the old run whole
             if ctx.is_main and (aside := rundir.set_aside(run_dir)) is not None:
                 click.echo(f"moved the previous run to {aside}")
@@ -110,17 +101,38 @@ def train_run(cfg: Config, run_dir: str | Path, budget: Budget, data_dir: str | 
                 click.echo(note)
             click.echo(budget.describe())
         if source is not None:
-            path = trainer.resume(source)
-            if path.name == ckpt.BEST and path.parent.parent.resolve() == run_dir.resolve() and ctx.is_main:
-                aside = ckpt.set_aside_later(run_dir, task.step_count)  # best-restart in place
-                if aside is not None:
-                    click.echo(f"best-restart: later checkpoints moved to {aside}")
-            if ctx.is_main:
-                click.echo(f"resumed from {path} at step {task.step_count}")
-                rundir.truncate_metrics(run_dir / "metrics.csv", task.step_count)  # rows after it are redone
+            _resume(trainer, source, run_dir)
         result = trainer.run()
         return result if ctx.is_main else None
     finally:
         if lock is not None:
             lock.release()
         ctx.close()
+
+
+def _build(cfg: Config, ctx: Context, budget: Budget, data_dir: str | None, progress: bool,
+           generation_estimate: Callable[[Task, Config], float] | None) -> Task:
+    """Data, the task and the budget's reserve, each stage announced with the seconds spent so far."""
+    say = click.echo if ctx.is_main else (lambda line: None)
+    say(f"loading {cfg.name}'s data ({time.monotonic() - budget.start:.0f} s into the budget)")
+    data = load_data(cfg, data_dir, progress=progress and ctx.is_main)
+    say(f"building {cfg.train.model} on {ctx.device} ({time.monotonic() - budget.start:.0f} s)")
+    task = build_task(cfg, ctx, data)
+    if generation_estimate is not None:
+        say(f"measuring generation for the reserve ({time.monotonic() - budget.start:.0f} s)")
+        set_reserve(budget, generation_estimate(task, cfg), cfg.train.safety_margin_s)
+    else:
+        set_closing_reserve(budget, cfg.train.safety_margin_s)
+    return task
+
+
+def _resume(trainer: Trainer, source: str | Path, run_dir: Path) -> None:
+    task, main = trainer.task, trainer.task.ctx.is_main
+    path = trainer.resume(source)
+    if path.name == ckpt.BEST and path.parent.parent.resolve() == run_dir.resolve() and main:
+        aside = ckpt.set_aside_later(run_dir, task.step_count)  # best-restart in place
+        if aside is not None:
+            click.echo(f"best-restart: later checkpoints moved to {aside}")
+    if main:
+        click.echo(f"resumed from {path} at step {task.step_count}")
+        rundir.truncate_metrics(run_dir / "metrics.csv", task.step_count)  # rows after it are redone
