@@ -203,3 +203,20 @@ def test_hopeless_evaluation_is_off_before_the_weights_load(monkeypatch):
     cfg = tiny("eval.every_minutes=0.25")
     with pytest.raises(KompeteError, match="even at 50.0 images/s"):
         evaluation.inception_scorer(cfg, "cpu", allowed_s=6.0, train_left_s=100.0)
+
+
+def test_generation_in_a_kernel_fits_the_runtime_left_but_never_below_the_minimum(monkeypatch):
+    from kompete import generate
+
+    cfg = load_config("sample-dogs", [*TINY, "output.n_min=8", "generate.n_images=100", "limits.runtime_hours=0.1"])
+    monkeypatch.setattr(generate, "estimate_seconds", lambda task, cfg: 400.0)  # 100 images: 4 s each
+    lines: list[str] = []
+    monkeypatch.setenv("KOMPETE_KERNEL_START", str(time.time() - 360 + 232))  # ~232 s left, ~202 after the margin
+    assert generate.fit_count(None, cfg, 100, lines.append) == 40  # ~202 s / (1.25 x 4 s), rounded down
+    assert "generating 40 of 100 images" in lines[0]
+    monkeypatch.setenv("KOMPETE_KERNEL_START", str(time.time() - 355))  # 5 s left: the minimum, said so
+    assert generate.fit_count(None, cfg, 100, lines.append) == 8 and "minimum" in lines[1]
+    monkeypatch.setattr(generate, "estimate_seconds", lambda task, cfg: 1.0)
+    assert generate.fit_count(None, cfg, 100, lines.append) == 8  # still too late for all of them
+    monkeypatch.setenv("KOMPETE_KERNEL_START", str(time.time()))
+    assert generate.fit_count(None, cfg, 100, lines.append) == 100  # time enough: all of them
