@@ -114,21 +114,25 @@ def _power_of_two_below(x: float) -> int:
 
 
 def measure_inception_rate(model: Any, device: Any, size: int, batch: int = 8) -> float:
-    """Images per second through Inception on `device` (one small untimed warm-up first)."""
+    """Images per second through Inception on `device`: one image untimed (warm-up), then `batch` images, or
+    only 2 when the warm-up showed a slow device (a busy CPU: the measurement must not eat the share)."""
     import torch
 
     from kompete.metrics.features import FeatureExtractor
 
     images = np.zeros((batch, size, size, 3), np.uint8)
-    for n in (2, batch):
+
+    def seconds_for(n: int) -> float:
         extractor = FeatureExtractor(model, n, device)
         t = time.perf_counter()
         extractor.add(images[:n])
         extractor.result()
         if torch.device(device).type == "cuda":
             torch.cuda.synchronize()
-        seconds = time.perf_counter() - t
-    return batch / max(seconds, 1e-6)
+        return time.perf_counter() - t
+
+    n = 2 if seconds_for(1) > 0.25 else batch
+    return n / max(seconds_for(n), 1e-6)
 
 
 class InceptionScorer:
