@@ -153,7 +153,8 @@ def _fake_weights(path: Path) -> Path:
 def test_kernel_scores_with_the_assets_dataset_and_pytorch_fid_absent(tmp_path):
     root = tmp_path / "kaggle"
     _fake_weights(root / "input" / "kompete-assets" / "pt_inception-2015-12-05-6726825d.pth")
-    cfg = load_config("sample-dogs", [*SMALL, "data.sample.n_images=16", "kernel.dataset_sources=[alice/kompete-assets]"])
+    cfg = load_config("sample-dogs", [*SMALL, "data.sample.n_images=16", "kernel.dataset_sources=[alice/kompete-assets]",
+                                      "limits.runtime_hours=1"])  # scoring runs only with time left: a busy CPU
     b = build_bundle(cfg, "alice", out_root=tmp_path / "k", score=True)
     run = _run(b.folder / "kernel.py", _env(tmp_path, root))
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]

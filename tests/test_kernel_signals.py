@@ -118,3 +118,34 @@ def test_a_kernel_never_lists_its_own_output(tmp_path):
 def test_train_reserves_generation_and_generate_fits_the_runtime_in_a_kernel():
     train, generate = (dict(stages(load_config("sample-dogs"), score=False))[k] for k in ("train", "generate"))
     assert "--reserve-generation" in train and "--fit-runtime" in generate
+
+
+def test_scoring_without_the_time_for_it_is_skipped_with_a_line(tmp_path, monkeypatch, capsys):
+    import zipfile
+
+    from tests.test_kernel_bundle import _load_script
+
+    cfg = load_config("sample-dogs", ["kernel.dataset_sources=[alice/kompete-assets]"])  # a 180 s runtime limit
+    b = build_bundle(cfg, "alice", out_root=tmp_path / "k", score=True)
+    script = _load_script(b.folder / "kernel.py", tmp_path, monkeypatch)
+    root = tmp_path / "kaggle"
+    (root / "input").mkdir(parents=True)
+    monkeypatch.setenv("KOMPETE_KAGGLE_ROOT", str(root))
+    monkeypatch.setenv("KOMPETE_KERNEL_START", str(time.time() - 150))  # 30 s left when scoring would start
+    monkeypatch.setattr(script, "child_json", lambda *a: {"problems": [], "warnings": [], "notes": [], "gpus": [],
+                                                          "resume": None})
+    ran: list[str] = []
+
+    def fake_kompete(src, args, env, ddp=False, stage=None, timeout_s=None):
+        ran.append(args[0])
+        if args[0] == "generate":
+            with zipfile.ZipFile(root / "working" / "images.zip", "w") as zf:
+                zf.writestr("0.png", b"x")
+        return 0
+
+    monkeypatch.setattr(script, "kompete", fake_kompete)
+    assert script.main([]) == 0
+    assert ran == ["train", "generate", "validate"]
+    out = capsys.readouterr().out
+    assert "score: skipped: " in out and " s of the runtime limit left, 80 s needed" in out
+    assert _record(root)["stages"][-1]["skipped"].endswith("is what Kaggle scores")
