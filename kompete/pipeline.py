@@ -63,7 +63,7 @@ def train(req: TrainRequest) -> "TrainResult | None":
     from kompete.train.run import train_run
 
     cfg = req.cfg
-    budget = make_budget(cfg, req.time_budget_s, now=req.started)
+    budget = make_budget(cfg, req.time_budget_s, started=req.started)
     callbacks = [*req.callbacks, *(evaluation_callbacks(cfg, req.data_dir) if req.evaluate else [])]
     reserve = req.generate or req.reserve_generation
     result = train_run(cfg, req.run_dir, budget, data_dir=req.data_dir, resume=req.resume, fresh=req.fresh,

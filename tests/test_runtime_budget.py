@@ -30,10 +30,18 @@ def tiny(*extra: str):
 def test_the_budget_counts_from_the_start_it_is_given():
     cfg = tiny()
     now = time.monotonic()
-    budget = set_closing_reserve(make_budget(cfg, 100.0, now=now - 40), 0.0)
+    budget = set_closing_reserve(make_budget(cfg, 100.0, now=now, started=now - 40), 0.0)
     assert budget.left(now) == pytest.approx(60.0)  # the 40 s of setup came out of the training window
     assert "setup 40 s so far" in budget.describe(now)
     assert 0 <= time.monotonic() - process_started() < 86400  # this process started in the past, not the future
+
+
+def test_inside_a_kernel_the_budget_starts_at_the_kernels_start(monkeypatch):
+    cfg = tiny()  # runtime limit 0.05 h = 180 s
+    monkeypatch.setenv("KOMPETE_KERNEL_START", str(time.time() - 100))
+    now = time.monotonic()
+    budget = make_budget(cfg, None, now=now, started=now - 5)  # the process started 5 s ago, the kernel 100 s ago
+    assert budget.start == pytest.approx(now - 100, abs=2) and budget.end == pytest.approx(now + 80, abs=2)
 
 
 def test_a_run_that_trains_no_step_says_where_the_time_went(tmp_path):
@@ -69,7 +77,7 @@ def test_generation_is_reserved_only_when_this_run_will_generate(tmp_path):
 def test_suggested_budget_covers_setup_reserve_and_some_training():
     cfg = tiny()
     now = time.monotonic()
-    budget = make_budget(cfg, 50.0, now=now - 45)
+    budget = make_budget(cfg, 50.0, now=now, started=now - 45)
     budget.reserve_s = 20.0
     assert suggest_seconds(budget, train_s=60.0, now=now) == 130  # 45 + 20 + 60, rounded up to tens
 

@@ -87,16 +87,21 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
-def make_budget(cfg: Config, time_budget_s: float | None = None, now: float | None = None) -> Budget:
-    """The hard deadline, before any reserve is known."""
+def make_budget(cfg: Config, time_budget_s: float | None = None, now: float | None = None,
+                started: float | None = None) -> Budget:
+    """The hard deadline, before any reserve is known. `now`: the current time.monotonic(); `started`: when
+    the clock began (the CLI: its process start), default now. Inside a kernel (KOMPETE_KERNEL_START) without
+    --time-budget, the budget starts at the kernel's start: its preflight and earlier stages are in it too."""
     mono = time.monotonic() if now is None else now
+    origin = mono if started is None else started
     if time_budget_s is not None:
-        return Budget(mono, mono + time_budget_s)
-    started = os.environ.get("KOMPETE_KERNEL_START")
+        return Budget(origin, origin + time_budget_s)
+    kernel_started = os.environ.get("KOMPETE_KERNEL_START")
     limit = cfg.limits.runtime_hours * 3600
-    if started:
-        return Budget(mono, mono + limit - _kernel_elapsed(started, limit))
-    return Budget(mono, mono + limit)
+    if kernel_started:
+        start = mono - _kernel_elapsed(kernel_started, limit)
+        return Budget(start, start + limit)
+    return Budget(origin, origin + limit)
 
 
 def _kernel_elapsed(started: str, limit: float) -> float:
