@@ -22,8 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kompete.config import load_config  # noqa: E402
 from kompete.metrics.evaluation import TrainingEvaluation, inception_scorer  # noqa: E402
-from kompete.train.budget import make_budget  # noqa: E402
-from kompete.train.run import train_run  # noqa: E402
+from kompete.pipeline import TrainRequest, train  # noqa: E402
 
 
 def main() -> None:
@@ -47,7 +46,7 @@ def main() -> None:
 
     cb = TrainingEvaluation(cfg, make, echo=lambda line: (lines.append(line), print(line)))
     with tempfile.TemporaryDirectory() as tmp:
-        result = train_run(cfg, Path(tmp) / "run", make_budget(cfg, a.seconds), progress=False, callbacks=[cb])
+        result = train(TrainRequest(cfg, Path(tmp) / "run", a.seconds, progress=False, evaluate=False, callbacks=[cb]))
     evals = [e.seconds for e in cb.history]
     spent = sum(evals)
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)"

@@ -37,9 +37,8 @@ from kompete.errors import ConfigError, KompeteError  # noqa: E402
 from kompete.generate import GenerateOptions, load_run, write_zip  # noqa: E402
 from kompete.metrics.score import score_path  # noqa: E402
 from kompete.train import state as ckpt  # noqa: E402
-from kompete.train.budget import make_budget  # noqa: E402
 from kompete.train.monitor import read_metrics  # noqa: E402
-from kompete.train.run import train_run  # noqa: E402
+from kompete.pipeline import TrainRequest, train  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RECIPE_FILES = {"sample-dogs": "dogs.yaml", "generative-dog-images": "dogs.yaml",
@@ -174,8 +173,8 @@ def run_one(comp: str, overrides: list[str], seed: int, prof: dict, out: Path, d
                                          f"train.keep_checkpoints={points + 3}", "train.safety_margin_s=0",
                                          "train.sample_every_epochs=100000"])
     run_dir = out / "runs" / f"{comp}-{overrides_tag(overrides)}-s{seed}"
-    result = train_run(cfg, run_dir, make_budget(cfg, budget_s), data_dir=data_dir, fresh=True, device=device,
-                       progress=False)
+    result = train(TrainRequest(cfg, run_dir, budget_s, data_dir=data_dir, fresh=True, device=device,
+                                progress=False, evaluate=False))
     scored = []
     for path in ckpt.list_checkpoints(run_dir):
         step = int(path.stem.split("-")[1])

@@ -23,7 +23,7 @@ from kompete.archive import ZipImageWriter
 from kompete.config import Config, config_from_dict
 from kompete.errors import ConfigError
 from kompete.train import state as ckpt
-from kompete.train.context import make_context
+from kompete.runtime.context import make_context
 
 __all__ = ["GenerateOptions", "class_folders", "estimate_seconds", "generate_batches", "generate_zip", "load_run",
            "write_zip"]
@@ -128,10 +128,11 @@ def write_zip(task: Task, cfg: Config, out: str | Path, opts: GenerateOptions) -
 def generate_zip(where: str | Path, out: str | Path | None = None, n: int | None = None, seed: int | None = None,
                  truncation: float | None = None, device: str | None = None, progress: bool = True,
                  data_dir: str | None = None, which: str = "auto",
-                 on_checkpoint: Callable[[Path], None] | None = None) -> Path:
+                 on_checkpoint: Callable[[Path], None] | None = None, fit_runtime: bool = False) -> Path:
     """images.zip from a run folder (its best checkpoint when it kept one, else the newest: `which`) or a
     checkpoint file. Defaults from the run's config; `out` defaults to <run folder>/<output.archive>.
-    `on_checkpoint(path)` hears which checkpoint was loaded."""
+    `on_checkpoint(path)` hears which checkpoint was loaded. `fit_runtime` (a kernel): fewer images when the
+    configured count would not fit the runtime limit left (`fit_count`), never fewer than the competition takes."""
     cfg, task, path = load_run(where, device, which=which)
     if on_checkpoint is not None:
         on_checkpoint(path)
@@ -144,10 +145,35 @@ def generate_zip(where: str | Path, out: str | Path | None = None, n: int | None
             raise ConfigError(f"--n {n}: the run's 'generate.class_counts' add up to {g.n_images} images",
                               hint="leave out --n, or generate from a config with other class counts")
         counts = resolve_class_counts(g.class_counts, task.class_names or [])
+    if fit_runtime and not counts:
+        n = fit_count(task, cfg, g.n_images if n is None else n)
     opts = GenerateOptions(n=g.n_images if n is None else n, seed=g.seed if seed is None else seed,
                            truncation=g.truncation if truncation is None else truncation,
                            batch_size=g.batch_size, progress=progress, data_dir=data_dir, class_counts=counts)
     return write_zip(task, cfg, out, opts)
+
+
+FIT_MARGIN_S = 30.0  # kept after generation for validation and the kernel's summary
+FIT_SLACK = 1.25  # the estimate is a probe: allow this much more
+
+
+def fit_count(task: Task, cfg: Config, n: int, echo: Callable[[str], None] | None = None) -> int:
+    """How many of `n` images fit the time left before the runtime limit (KOMPETE_KERNEL_START), at least
+    `output.n_min`: a zip Kaggle takes, stopped before the hard limit, even from a late start."""
+    from kompete.train.budget import make_budget
+
+    say = echo or (lambda line: click.echo(line, err=True))
+    left = make_budget(cfg).left() - FIT_MARGIN_S
+    if left > 3600:  # hours left: no probe needed
+        return n
+    seconds = estimate_seconds(task, cfg) * n / cfg.generate.n_images
+    if FIT_SLACK * seconds <= left:
+        return n
+    fitted = max(cfg.output.n_min, min(n, int(n * max(left, 0.0) / (FIT_SLACK * seconds))))
+    say(f"generating {fitted} of {n} images: {n} take ~{seconds:.0f} s and {max(left, 0):.0f} s are left before "
+        f"the runtime limit" + (" (the competition's minimum; it may run past the limit)" if fitted == cfg.output.n_min
+                                and FIT_SLACK * seconds * fitted / n > left else ""))
+    return fitted
 
 
 def estimate_seconds(task: Task, cfg: Config, probe: int = 256, repeats: int = 2) -> float:

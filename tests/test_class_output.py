@@ -17,7 +17,7 @@ from kompete.config import load_config
 from kompete.errors import ArchiveError, ConfigError
 from kompete.generate import generate_zip, write_zip
 from kompete.train.budget import make_budget
-from kompete.train.context import make_context
+from kompete.runtime.context import make_context
 from kompete.train.trainer import Trainer
 
 TINY = ["data.image_size=16", "train.g_channels=8", "train.d_channels=8", "gan.z_dim=16", "train.batch_size=16",

@@ -16,7 +16,7 @@ from kompete.algorithms.base import IndexSampler, build_task
 from kompete.config import load_config
 from kompete.errors import ConfigError
 from kompete.models.sngan import SelfAttention
-from kompete.train.context import compile_mode, make_context
+from kompete.runtime.context import compile_mode, make_context
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -116,7 +116,7 @@ def test_the_sampler_keeps_its_permutation_on_the_data_device_and_resumes():
 
 
 def test_an_error_after_a_compiled_run_is_not_taken_for_a_compiler_failure():
-    from kompete.train.context import CompiledOrEager
+    from kompete.runtime.context import CompiledOrEager
 
     ctx = make_context(load_config("sample-dogs"), "cpu")
     calls = []

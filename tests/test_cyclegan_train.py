@@ -12,7 +12,7 @@ from PIL import Image
 
 from kompete.config import load_config
 from kompete.data import load_domains
-from kompete.train.context import make_context
+from kompete.runtime.context import make_context
 from kompete.algorithms.cyclegan.task import CycleGanTask
 
 TINY = ["data.image_size=32", "data.load_size=36", "data.sample.n_images=24", "data.sample.n_target=8",

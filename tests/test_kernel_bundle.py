@@ -173,7 +173,7 @@ def test_a_failed_training_still_generates_and_a_failed_generate_stops(tmp_path,
     for failing, expected in (("train", ["train", "generate", "validate"]), ("generate", ["train", "generate"])):
         ran = []
 
-        def fake_kompete(src, args, env, ddp=False):
+        def fake_kompete(src, args, env, ddp=False, stage=None, timeout_s=None):
             ran.append(args[0])
             assert env["KOMPETE_KERNEL_START"] and str(src) in env["PYTHONPATH"]
             return 1 if args[0] == failing else 0

@@ -13,7 +13,7 @@ from PIL import Image
 from kompete.algorithms.base import build_task, load_data
 from kompete.config import load_config
 from kompete.train.budget import make_budget
-from kompete.train.context import make_context
+from kompete.runtime.context import make_context
 from kompete.train.monitor import MetricsLog, plot_metrics, save_grid
 from kompete.train.run import train_run
 

@@ -25,7 +25,7 @@ from kompete.models import EMA
 from kompete.losses import LOSSES
 from kompete.models import GAN_NETWORKS
 from kompete.algorithms.base import build_task, task_class
-from kompete.train.context import make_context
+from kompete.runtime.context import make_context
 from kompete.train import state as ckpt
 from kompete.train.budget import make_budget, parse_duration, set_reserve
 from kompete.train.monitor import read_metrics
@@ -393,7 +393,7 @@ def test_bad_training_settings_are_config_errors(setting, message):
 
 
 def test_amp_picks_fp16_on_a_t4_and_bf16_from_ampere():
-    from kompete.train.context import amp_dtype_for
+    from kompete.runtime.context import amp_dtype_for
 
     assert amp_dtype_for((7, 5)) == torch.float16  # T4, Kaggle's GPU: bf16 only emulated
     assert amp_dtype_for((8, 0)) == torch.bfloat16  # A100
@@ -401,7 +401,7 @@ def test_amp_picks_fp16_on_a_t4_and_bf16_from_ampere():
 
 
 def test_each_ddp_rank_draws_its_own_noise_from_the_same_seed():
-    from kompete.train.context import Context
+    from kompete.runtime.context import Context
 
     def draw(rank: int) -> torch.Tensor:
         Context(device=torch.device("cpu"), rank=rank, world_size=2, local_rank=rank).seed_streams(7)

@@ -139,7 +139,7 @@ CASES = [
     ("fresh-with-resume", ["train", "sample-dogs", "--out", "{run}", "--fresh", "--resume", "{run}"], {}, "--fresh and --resume"),
     ("device-banana", ["train", "sample-dogs", "--out", "{run}", "--device", "banana", *SETS], {}, "--device 'banana'"),
     ("device-cuda-99", ["train", "sample-dogs", "--out", "{run}", "--device", "cuda:99", *SETS], {}, "--device cuda:99"),
-    ("max-steps-zero", ["train", "sample-dogs", "--max-steps", "0"], {}, "--max-steps"),
+    ("max-steps-negative", ["train", "sample-dogs", "--max-steps", "-1"], {}, "--max-steps"),  # 0 asks for an empty run
     ("train-unknown-comp", ["train", "sample-dog"], {}, "unknown competition"),
     ("train-bad-data-dir", ["train", "sample-dogs", "--out", "{run}", "--data-dir", "{root}/nowhere", *SETS], {},
      "nowhere"),

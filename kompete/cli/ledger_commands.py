@@ -22,20 +22,11 @@ record_option = click.option("--record/--no-record", "record", default=True,
 
 
 def record_quietly(fn: Callable[..., Any], *args: Any, db_path: Path | None = None, **kwargs: Any) -> Any:
-    """Open the ledger and call `fn(ledger, *args, **kwargs)`; any failure becomes a warning on stderr.
+    """Open the ledger and call `fn(ledger, *args, **kwargs)`; any failure becomes a warning on stderr
+    (`kompete.ledger.record.record_safely`: recording can never break the command it rides on)."""
+    from kompete.ledger.record import record_safely
 
-    The main command's work is already done when it records, so a locked, read-only or broken
-    database must not turn its success into a failure.
-    """
-    from kompete.ledger.store import Ledger
-
-    try:
-        with Ledger(db_path) as ledger:
-            return fn(ledger, *args, **kwargs)
-    except Exception as exc:  # noqa: BLE001 - recording is best effort by design
-        detail = exc.render() if hasattr(exc, "render") else f"{type(exc).__name__}: {exc}"
-        click.echo(f"Warning: not recorded in the ledger: {detail}", err=True)
-        return None
+    return record_safely(fn, *args, db_path=db_path, warn=lambda line: click.echo(line, err=True), **kwargs)
 
 
 def _open(db_path: Path | None, readonly: bool = False):

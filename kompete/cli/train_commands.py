@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from kompete.cli.ledger_commands import db_option, record_option, record_quietly
+from kompete.cli.ledger_commands import db_option, record_option
 from kompete.cli.main import config_for, data_dir_option, main, set_option
 from kompete.paths import on_kaggle
 
@@ -35,25 +35,33 @@ def default_run_dir(name: str) -> Path:
                    "lowest in-training MiFID, optimiser, EMA and RNG state included).")
 @click.option("--fresh", is_flag=True, help="Start over: once every input is checked, move the run folder's "
                                            "checkpoints, metrics and zip into <run folder>/aside/<time>/.")
-@click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this many steps (smoke tests).")
+@click.option("--max-steps", type=click.IntRange(min=0), default=None,
+              help="Stop after this many steps (smoke tests; 0: build, checkpoint and stop).")
+@click.option("--generate", "then_generate", is_flag=True,
+              help="Write the submission zip after training (its time is reserved from the budget).")
+@click.option("--reserve-generation", is_flag=True, hidden=True,
+              help="Reserve generation time for a later `kompete generate` (the kernel's next stage).")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: the best available).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @set_option
 @record_option
 @db_option
 def train(competition: str, data_dir: str | None, run_dir: Path | None, time_budget: str | None,
-          resume: Path | None, resume_from: str, fresh: bool, max_steps: int | None, device: str | None, quiet: bool,
-          overrides: tuple[str, ...], record: bool, db_path: Path | None) -> None:
-    """Train COMPETITION's model until the time budget, keeping time to generate the submission.
+          resume: Path | None, resume_from: str, fresh: bool, max_steps: int | None, then_generate: bool,
+          reserve_generation: bool, device: str | None, quiet: bool, overrides: tuple[str, ...], record: bool,
+          db_path: Path | None) -> None:
+    """Train COMPETITION's model until the time budget, counted from the command's start (loading included).
+    With --generate, time for the submission zip is kept and the zip written.
 
     \b
     kompete train sample-dogs --time-budget 60s
+    kompete train sample-dogs --time-budget 5m --generate       # runs/sample-dogs/images.zip too
     kompete train sample-dogs --set eval.every_minutes=0.5      # in-training MiFID, best.pt, mifid.png
     kompete train sample-dogs --resume runs/sample-dogs --from best   # best-restart
     kompete train generative-dog-images --set train.model=sngan_cond --set train.loss=hinge
     torchrun --nproc_per_node 2 -m kompete train generative-dog-images      # two GPUs (DDP)
     """
-    from kompete.train.budget import make_budget, parse_duration
+    from kompete.train.budget import parse_duration
     from kompete.train.rundir import check_fresh_resume
 
     check_fresh_resume(fresh, resume)
@@ -65,31 +73,36 @@ def train(competition: str, data_dir: str | None, run_dir: Path | None, time_bud
         if resume is None:
             raise ConfigError("--from best needs --resume RUN (the run whose best.pt to continue)")
         resume = ckpt.choose_checkpoint(resume, "best")
-    budget = make_budget(cfg, parse_duration(time_budget) if time_budget is not None else None)  # "" is a mistake
-    from kompete.generate import estimate_seconds
-    from kompete.metrics.evaluation import evaluation_callbacks
-    from kompete.train.run import train_run
+    budget_s = parse_duration(time_budget) if time_budget is not None else None  # "" is a mistake
+    from kompete.pipeline import TrainRequest, train as train_competition
+    from kompete.train.budget import process_started
 
     if run_dir is None:  # a resumed run goes on in its own folder, not in runs/<competition>
         from kompete.train.state import resume_run_folder
 
         run_dir = resume_run_folder(resume, resume_from) if resume is not None else default_run_dir(cfg.name)
-    result = train_run(cfg, run_dir, budget, data_dir=data_dir, resume=resume,
-                       fresh=fresh, max_steps=max_steps, device=device, progress=not quiet,
-                       generation_estimate=estimate_seconds, callbacks=evaluation_callbacks(cfg, data_dir))
+    result = train_competition(TrainRequest(
+        cfg, run_dir, budget_s, started=process_started(), data_dir=data_dir,
+        resume=resume, fresh=fresh, max_steps=max_steps, device=device, progress=not quiet,
+        generate=then_generate, reserve_generation=reserve_generation, record=record, db_path=db_path))
     if result is None:  # not the main DDP rank
         return
-    click.echo("\n".join(result.lines()))
-    if record and not on_kaggle():  # a kernel's ledger would vanish with the kernel
-        from kompete.config import config_hash
-        from kompete.ledger.record import record_score
-
-        record_quietly(record_score, cfg.name, db_path=db_path, run_dir=result.run_dir,
-                       images_per_s=result.images_per_s, config=cfg.to_dict(), config_hash=config_hash(cfg))
     if result.reason == "signal":
-        click.echo(f"stopped by {result.signal_name}; resume with `{resume_command(competition, result.run_dir, data_dir, overrides)}`",
+        click.echo(f"stopped by {result.signal_name}; {resume_hint(competition, cfg.name, result.run_dir, data_dir, overrides)}",
                    err=True)
         sys.exit(128 + (15 if result.signal_name == "SIGTERM" else 2))
+
+
+def resume_hint(competition: str, name: str, run_dir: Path, data_dir: str | None, overrides: tuple[str, ...]) -> str:
+    """What a user does next: locally, the command; inside a kernel (whose folders vanish), the next part."""
+    import os
+
+    if on_kaggle() or os.environ.get("KOMPETE_KERNEL_ID"):
+        kernel = os.environ.get("KOMPETE_KERNEL_ID", "OWNER/SLUG")
+        return (f"the kernel generates from the checkpoint; to train on, build the next part from this version's "
+                f"output: `kompete campaign continue` or `kompete kernel build {name} --resume-from "
+                f"{kernel}/VERSION` with a new --variant, then push it")
+    return f"resume with `{resume_command(competition, run_dir, data_dir, overrides)}`"
 
 
 def resume_command(competition: str, run_dir: Path, data_dir: str | None, overrides: tuple[str, ...]) -> str:
@@ -117,9 +130,11 @@ def resume_command(competition: str, run_dir: Path, data_dir: str | None, overri
 @click.option("--checkpoint", "which", default="auto", metavar="best|last|PATH",
               help="Which checkpoint: best (lowest in-training MiFID), last, or a file; auto: the best when "
                    "the run kept one, else the last.")
+@click.option("--fit-runtime", is_flag=True, hidden=True,
+              help="Fewer images (never under output.n_min) when the runtime limit left is short (the kernel).")
 @data_dir_option
 def generate(target: str, out: Path | None, n: int | None, truncation: float | None, seed: int | None,
-             device: str | None, quiet: bool, which: str, data_dir: str | None) -> None:
+             device: str | None, quiet: bool, which: str, fit_runtime: bool, data_dir: str | None) -> None:
     """Write the submission zip from TARGET: a run folder, a checkpoint file, or a competition name
     (its default run folder runs/<name>).
 
@@ -148,6 +163,6 @@ def generate(target: str, out: Path | None, n: int | None, truncation: float | N
         where, which = Path(which), "last"
     start = time.perf_counter()
     path = generate_zip(where, out, n=n, seed=seed, truncation=truncation, device=device, progress=not quiet,
-                        data_dir=data_dir, which=which,
+                        data_dir=data_dir, which=which, fit_runtime=fit_runtime,
                         on_checkpoint=lambda p: click.echo(f"from {ckpt.describe_checkpoint(p)}"))
     click.echo(f"wrote {path} in {time.perf_counter() - start:.1f} s")

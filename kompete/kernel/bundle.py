@@ -55,12 +55,29 @@ def stages(cfg: Config, score: bool, resume_from: str | None = None) -> list[tup
         train += ["--set", f"train.checkpoint_minutes={KERNEL_CHECKPOINT_MINUTES}"]
     if resume_from:  # expected at /kaggle/input/<slug>/run; the script looks elsewhere when it is not there
         train += ["--resume", "{input}/" + _kernel_source(resume_from).split("/")[1] + "/run"]
+    train.append("--reserve-generation")  # the generate stage comes next: its time is kept from training
     steps = [("train", train),
-             ("generate", ["generate", "{run}", "--out", "{zip}", "--quiet"]),
-             ("validate", ["validate", "{config}", "{zip}"])]
+             ("generate", ["generate", "{run}", "--out", "{zip}", "--quiet", "--fit-runtime"]),
+             ("validate", ["validate", "{config}", "{zip}", *official_rules(cfg)])]
     if score:
         steps.append(("score", ["score", "{config}", "{zip}", "--json"]))  # the script keeps the JSON line
     return steps
+
+
+OUTPUT_RULES = ("n_min", "n_max", "format", "image_size", "layout")
+
+
+def official_rules(cfg: Config) -> list[str]:
+    """`--set` items that put back the competition's own output rules where this config overrode them, so
+    the kernel calls a zip valid exactly when `kompete validate COMP` would. Samples have no rules to keep."""
+    try:
+        own = load_config(cfg.name)
+    except KompeteError:  # a config file of its own, not a known competition: its rules are the rules
+        return []
+    if own.data.sample is not None:
+        return []
+    return [item for key in OUTPUT_RULES if getattr(own.output, key) != getattr(cfg.output, key)
+            for item in ("--set", f"output.{key}={getattr(own.output, key)}")]
 
 
 def package_archive(secrets: list[str] | tuple[str, ...] = (), package_dir: Path = paths.PACKAGE_DIR) -> bytes:
@@ -159,6 +176,7 @@ def render_script(cfg: Config, kernel_id: str, score: bool, package: bytes, resu
         "__CONFIG_HASH__": config_hash(cfg),
         "__SOURCE_HASH__": hashlib.sha256(package).hexdigest()[:12],
         "__ARCHIVE__": cfg.output.archive,
+        "__RUNTIME_S__": repr(cfg.limits.runtime_hours * 3600),
         "__KAGGLE_DIR__": "" if cfg.data.sample is not None else cfg.data.kaggle_dir,
         "__SCORE_NEEDS__": json.dumps(dataset_slugs(cfg) if score else []),
         "__STAGE_NAMES__": " -> ".join(name for name, _ in steps),
@@ -204,6 +222,16 @@ def build_bundle(cfg: Config, owner: str, variant: str | None = None, out_root: 
         raise ConfigError(f"kernel owner {owner!r} must be a Kaggle user name",
                           hint="pass --owner USER or set KAGGLE_USERNAME")
     kernel_id = f"{owner}/{kernel_slug(cfg.name, variant)}"
+    if resume_from and "/".join(_kernel_source(resume_from).split("/")[:2]).lower() == kernel_id.lower():
+        # Neither the kaggle client nor Kaggle's documentation confirms a kernel may list its own output
+        # (docs/kaggle-kernels.md): each part of a chain is a kernel of its own, as `campaign continue` does.
+        raise BundleError(f"--resume-from {resume_from} is this kernel itself ({kernel_id}): a kernel listing its "
+                          "own output is not known to work on Kaggle",
+                          hint="give the next part a slug of its own with --variant, e.g. --variant part2")
+    if score != cfg.kernel.score:  # the embedded config says what the kernel does
+        from dataclasses import replace
+
+        cfg = replace(cfg, kernel=replace(cfg.kernel, score=score))
     if score and not cfg.kernel.dataset_sources:
         raise BundleError("--score needs the FID Inception weights inside the kernel, and no dataset is attached",
                           hint="run `kompete assets push` once, then build with "

@@ -116,6 +116,34 @@ def check_scoring(cfg: Config, root: Path | None, report: Report) -> None:
         report.problems.append(f"scoring needs the reference images: {exc.message}")
 
 
+KERNEL_MIN_S = 90.0  # below this no kernel can load, train a little, generate and validate
+
+
+def check_budget(cfg: Config, train_args: str, report: Report) -> None:
+    """An impossible budget is found in seconds, not after minutes of loading: the `--time-budget` the
+    training gets (KOMPETE_TRAIN_ARGS), else the runtime limit left since the kernel's start."""
+    import shlex
+
+    from kompete.train.budget import make_budget, parse_duration
+
+    try:
+        words = shlex.split(train_args)
+        given = next((w.split("=", 1)[1] if "=" in w else words[i + 1] for i, w in enumerate(words)
+                      if w.split("=", 1)[0] == "--time-budget"), None)
+        budget = make_budget(cfg, parse_duration(given) if given is not None else None)
+    except (KompeteError, ValueError, IndexError) as exc:
+        report.problems.append(f"time budget: {exc.render() if isinstance(exc, KompeteError) else exc}")
+        return
+    left = budget.left()
+    need = KERNEL_MIN_S + min(cfg.train.safety_margin_s, 0.1 * budget.total)
+    if left < need:
+        report.problems.append(f"time budget: {left:.0f} s left, and a kernel needs at least {need:.0f} s to load, "
+                               "train, generate and validate (limits.runtime_hours, or --time-budget in "
+                               "KOMPETE_TRAIN_ARGS)")
+    else:
+        report.notes.append(f"time: {left:.0f} s of the budget left")
+
+
 def gpu_names() -> list[str]:
     try:
         import torch
@@ -205,8 +233,10 @@ def find_resume(cfg: Config, wanted_hash: str, hint: str | None, report: Report)
 
 
 def run(cfg: Config, stages: list[str], wanted_hash: str | None = None, resume_hint: str | None = None,
-        resume: bool = False) -> Report:
+        resume: bool = False, train_args: str = "") -> Report:
     report = Report()
+    if "train" in stages:
+        check_budget(cfg, train_args, report)
     check_imports(stages, report)
     root = check_data(cfg, report)
     check_counts(cfg, root, report)
@@ -225,10 +255,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config-hash", default=None)
     parser.add_argument("--resume", action="store_true", help="look for a previous run under /kaggle/input")
     parser.add_argument("--resume-hint", default=None, help="where the previous run is expected")
+    parser.add_argument("--train-args", default="", help="KOMPETE_TRAIN_ARGS: extra arguments of the train stage")
     args = parser.parse_args(argv)
     try:
         cfg = load_config(args.config)
-        report = run(cfg, [s for s in args.stages.split(",") if s], args.config_hash, args.resume_hint, args.resume)
+        report = run(cfg, [s for s in args.stages.split(",") if s], args.config_hash, args.resume_hint, args.resume,
+                     args.train_args)
     except KompeteError as exc:
         report = Report(problems=[exc.render()])
     print(json.dumps(report.to_dict()), flush=True)

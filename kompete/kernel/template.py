@@ -12,6 +12,7 @@ Config hash __CONFIG_HASH__. Stages: __STAGE_NAMES__. Everything it writes lands
 Built by `kompete kernel build`; edit the config and rebuild rather than editing this file.
 """
 import base64
+import ctypes
 import io
 import json
 import os
@@ -34,6 +35,7 @@ SOURCE_HASH = "__SOURCE_HASH__"  # the unpacked source is reused only when it is
 KOMPETE_VERSION = "__VERSION__"
 GIT_SHA = "__GIT_SHA__"
 ARCHIVE = "__ARCHIVE__"
+RUNTIME_S = __RUNTIME_S__          # the competition's kernel runtime limit, counted from KOMPETE_KERNEL_START
 KAGGLE_DIR = "__KAGGLE_DIR__"      # folder under /kaggle/input holding the data; empty for a sample
 SCORE_NEEDS = __SCORE_NEEDS__      # paths under /kaggle/input that scoring needs (weights), checked first
 STAGES = __STAGES__                # [name, [kompete args...]]; {config} {run} {zip} {input} are filled below
@@ -70,16 +72,38 @@ def unpack():
     return src, cfg
 
 
-PROGRESS_S = float(os.environ.get("KOMPETE_PROGRESS_S", "300"))  # a log line every 5 minutes while training
+PROGRESS_S = float(os.environ.get("KOMPETE_PROGRESS_S", "300"))  # the trainer's log line every 5 minutes
 SAMPLE_GRIDS_KEPT = 8    # sample grids left in the output (thinned evenly), besides final.png
 MAX_OUTPUT_FILES = 400   # Kaggle keeps at most 500 output files
 OPTIONAL = {"score"}     # stages whose failure is a warning: the zip is what Kaggle scores
-CHILD = {"proc": None, "signal": None}  # the running kompete child, and a signal the script received
+SIGNALLED_EXITS = {130, 143, -2, -15}  # a stage that stopped because it was told to: "stopped", not "failed"
+SCORE_MIN_S = 60         # scoring starts only with this much time left (and 2x the generation's time)
+END_MARGIN_S = 20        # a stage still running this close to the hard limit is stopped (scoring only)
+CHILD = {"proc": None, "signal": None, "stage": None}  # the running child, its stage, a signal received
 GPUS = []
+try:  # Linux: a child gets SIGTERM when the script dies, even by SIGKILL (no orphan trainer)
+    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):
+    _PRCTL = None
 
 
-def kompete(src, args, env, ddp=False):
-    """Run one kompete command; SIGTERM/SIGINT reaching the script are passed on to it (see on_signal)."""
+def die_with_parent(parent=os.getpid()):
+    """Run in the child between fork and exec: PR_SET_PDEATHSIG, then check the parent did not die already."""
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def deadline():
+    """The hard end, Unix time: the runtime limit from the kernel's start."""
+    return float(os.environ["KOMPETE_KERNEL_START"]) + RUNTIME_S
+
+
+def kompete(src, args, env, ddp=False, stage=None, timeout_s=None):
+    """Run one kompete command; the first SIGTERM/SIGINT reaching the script during training is passed on to it
+    (see on_signal). `timeout_s`: stop it (SIGTERM, then SIGKILL) after that long."""
+    CHILD["stage"] = stage  # before anything: a signal from here on knows which stage it meets
     cmd = [sys.executable, "-m", "kompete", *args]
     n = len(GPUS) if ddp else 0
     if n > 1:  # e.g. two T4s: one process per GPU (DDP)
@@ -89,8 +113,13 @@ def kompete(src, args, env, ddp=False):
     # a session of its own: a signal to the script's process group reaches the child once, through on_signal
     # (a second SIGTERM would make the trainer die without its checkpoint)
     proc = subprocess.Popen(cmd, env=env, cwd=str(kaggle_root() / "working"), start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+                            preexec_fn=die_with_parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            bufsize=1)
     CHILD["proc"] = proc
+    timer = threading.Timer(timeout_s, stop_child, args=(proc,)) if timeout_s is not None else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
     tail = []
     try:
         for line in proc.stdout:
@@ -98,17 +127,35 @@ def kompete(src, args, env, ddp=False):
             tail = (tail + [line.rstrip("\n")])[-40:]
         return proc.wait()
     finally:
-        CHILD["proc"] = None
+        if timer is not None:
+            timer.cancel()
+        CHILD["proc"] = CHILD["stage"] = None
         CHILD["tail"] = tail
 
 
+def stop_child(proc):
+    if proc.poll() is None:
+        log("stopping the stage: the runtime limit is near")
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def on_signal(signum, frame):
-    CHILD["signal"] = signal.Signals(signum).name
-    proc = CHILD["proc"]
-    log(f"received {CHILD['signal']}: " + ("passing it to the running stage, which saves a checkpoint; "
-                                         "then generating from it" if proc else "finishing the current stage"))
-    if proc is not None and proc.poll() is None:
+    """The first signal stops the training (it checkpoints), once; nothing ever reaches generate or validate,
+    so the zip is always written."""
+    name, first = signal.Signals(signum).name, CHILD["signal"] is None
+    CHILD["signal"] = CHILD["signal"] or name
+    proc, stage = CHILD["proc"], CHILD["stage"]
+    if first and stage == "train" and proc is not None and proc.poll() is None:
+        log(f"received {name}: passing it to the running stage, which saves a checkpoint; then generating from it")
         proc.send_signal(signum)
+    elif stage == "train":
+        log(f"received {name}: the training is already stopping")
+    else:
+        log(f"received {name}: not passed on: {stage or 'the next stage'} goes on, so that {ARCHIVE} is written")
 
 
 def child_json(src, env, module_args):
@@ -180,16 +227,12 @@ def progress_line(row):
 
 
 def monitor(run_dir, stop):
-    """Every PROGRESS_S: the trainer's last metrics.csv row, and a warning if a GPU sits idle."""
+    """The trainer logs its own progress every PROGRESS_S; this watches for a stall and for an idle GPU."""
     warned, seen = False, None
-    while not stop.wait(PROGRESS_S):
+    while not stop.wait(max(PROGRESS_S, 60)):
         row = last_metrics(run_dir / "metrics.csv")
-        if row is None:
-            log("progress: no metrics yet (loading data or compiling)")
-        elif row != seen:
-            log(progress_line(row))
-        else:
-            log(f"progress: no new metrics row since step {row.get('step')}")
+        if row is not None and row == seen:
+            log(f"progress: no new metrics row since step {row.get('step')}: " + progress_line(row))
         seen = row
         smi = nvidia_smi() or []
         idle = [i for i, (_, mem, util) in enumerate(smi) if mem < 200 and util < 1]
@@ -251,11 +294,14 @@ def main(argv):
     env["PYTHONPATH"] = os.pathsep.join([str(src), *filter(None, [env.get("PYTHONPATH")])])
     env.setdefault("KOMPETE_KAGGLE_ROOT", str(kaggle_root()))
     env["PYTHONUNBUFFERED"] = "1"
+    env["KOMPETE_KERNEL_ID"] = SLUG  # the trainer's resume hint names this kernel, not a temporary folder
+    env.setdefault("KOMPETE_PROGRESS_S", str(PROGRESS_S))
     fill = {"{config}": str(cfg), "{run}": str(run_dir), "{zip}": str(working / ARCHIVE),
             "{input}": str(kaggle_root() / "input")}
     stage_names = [name for name, _ in STAGES]
     train_args = next((fill_args(args, fill) for name, args in STAGES if name == "train"), [])
-    check = ["--stages", ",".join(stage_names), "--config-hash", CONFIG_HASH, str(cfg)]
+    check = ["--stages", ",".join(stage_names), "--config-hash", CONFIG_HASH, str(cfg),
+             "--train-args=" + os.environ.get("KOMPETE_TRAIN_ARGS", "")]
     if "--resume" in train_args:
         check += ["--resume", "--resume-hint", train_args[train_args.index("--resume") + 1]]
     try:
@@ -273,6 +319,8 @@ def main(argv):
             for line in report[kind]:
                 log(f"self-check {kind[:-1]}: {line}")
         return rc or (2 if report["problems"] else 0)
+    log(f"preflight: checking imports, data, the time budget and the GPUs in a child process "
+        f"({deadline() - time.time():.0f} s of the runtime limit left)")
     report = child_json(src, env, check)
     environment_report(report["gpus"])
     for line in report["notes"]:
@@ -296,22 +344,15 @@ def main(argv):
         args = fill_args(args, fill)
         if name == "train":  # local dry runs add e.g. "--max-steps 2"; unset on Kaggle
             args = resolve_resume(args, report["resume"]) + shlex.split(os.environ.get("KOMPETE_TRAIN_ARGS", ""))
-        if name in OPTIONAL and CHILD["signal"]:
-            record["stages"].append({"name": name, "exit": None, "seconds": 0, "skipped": "stopped by a signal"})
+        skip = skip_reason(name, record)
+        if skip:
+            log(f"{name}: skipped: {skip}")
+            record["stages"].append({"name": name, "exit": None, "seconds": 0, "skipped": skip})
             continue
-        stop = threading.Event()
-        if name == "train":
-            threading.Thread(target=monitor, args=(run_dir, stop), daemon=True).start()
-        t0 = time.time()
-        rc = kompete(src, args, env, ddp=(name == "train"))
-        stop.set()
-        log(f"{name}: exit {rc} after {time.time() - t0:.0f} s")
-        entry = {"name": name, "exit": rc, "seconds": round(time.time() - t0, 1)}
-        if name == "score" and rc == 0:
-            entry["score"] = next((json.loads(l) for l in reversed(CHILD.get("tail", [])) if l.startswith("{")), None)
+        entry = run_stage(src, name, args, env, run_dir)
         record["stages"].append(entry)
         write_record(working, record)  # a hard kill later still leaves what happened so far
-        if rc != 0:
+        if entry["exit"] != 0 and not entry.get("stopped"):
             failed.append(name)
             if name != "train" and name not in OPTIONAL:  # a failed training may have left a checkpoint
                 break
@@ -329,8 +370,42 @@ def main(argv):
     return 0 if valid else 1
 
 
+def skip_reason(name, record):
+    """Why an optional stage does not run: a signal stopped the kernel, or too little time is left for it."""
+    if name not in OPTIONAL:
+        return None
+    if CHILD["signal"]:
+        return "stopped by a signal"
+    left = deadline() - time.time()
+    generating = next((s["seconds"] for s in record["stages"] if s["name"] == "generate"), 0)
+    need = max(SCORE_MIN_S, 2 * generating) + END_MARGIN_S
+    if left < need:
+        return f"{left:.0f} s of the runtime limit left, {need:.0f} s needed; {ARCHIVE} is what Kaggle scores"
+    return None
+
+
+def run_stage(src, name, args, env, run_dir):
+    """One stage as a kompete child; scoring is stopped before the hard limit. Returns its record entry."""
+    stop = threading.Event()
+    if name == "train":
+        threading.Thread(target=monitor, args=(run_dir, stop), daemon=True).start()
+    t0 = time.time()
+    timeout = deadline() - time.time() - END_MARGIN_S if name in OPTIONAL else None
+    rc = kompete(src, args, env, ddp=(name == "train"), stage=name, timeout_s=timeout)
+    stop.set()
+    entry = {"name": name, "exit": rc, "seconds": round(time.time() - t0, 1)}
+    if rc != 0 and CHILD["signal"] and name == "train" and rc in SIGNALLED_EXITS:
+        entry["stopped"] = CHILD["signal"]  # it saved a checkpoint and ended as asked: not a failure
+    log(f"{name}: " + (f"stopped by {entry['stopped']}" if entry.get("stopped") else f"exit {rc}")
+        + f" after {time.time() - t0:.0f} s")
+    if name == "score" and rc == 0:
+        entry["score"] = next((json.loads(l) for l in reversed(CHILD.get("tail", [])) if l.startswith("{")), None)
+    return entry
+
+
 def summary(record, ckpt, working):
     log("summary: " + ", ".join(f"{s['name']} " + ("skipped" if s.get("skipped") else "ok" if s["exit"] == 0
+                                                   else f"stopped by {s['stopped']}" if s.get("stopped")
                                                    else f"FAILED (exit {s['exit']})") + f" {s['seconds']:.0f} s"
                                 for s in record["stages"]))
     z = record["zip"]
@@ -354,8 +429,9 @@ def summary(record, ckpt, working):
             info = json.loads(best.read_text())
             log(f"best checkpoint: {best.with_suffix('.pt').relative_to(working)} (in-training MiFID "
                 f"{info['mifid']:.3f} on {info['n_images']} images at step {info['step']}; {ARCHIVE} comes from it)")
-        log(f"to continue training: `kompete kernel build {COMPETITION} --resume-from {SLUG}/VERSION` "
-            f"(VERSION: this version's number; the build attaches its output as an input), then push")
+        log(f"to continue training: `kompete campaign continue`, or `kompete kernel build {COMPETITION} "
+            f"--resume-from {SLUG}/VERSION --variant partN` (VERSION: this version's number; the build attaches its "
+            f"output as an input of a new kernel), then push it")
     log(f"output: {record['output']['files']} files, {record['output']['bytes'] / 1e6:.1f} MB in {working}"
         + (f" (WARNING: Kaggle keeps at most 500)" if record['output']['files'] > MAX_OUTPUT_FILES else ""))
     log(f"total {record['seconds']:.0f} s; failed stages: {', '.join(record['failed']) or 'none'}; "

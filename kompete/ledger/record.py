@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from kompete.ledger.store import Ledger, now_iso
 from kompete.paths import REPO_DIR, file_sha256  # noqa: F401  (file_sha256: part of this module's API)
@@ -22,6 +22,27 @@ def kompete_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return (out.stdout.strip() or None) if out.returncode == 0 else None
+
+
+def record_safely(fn: Callable[..., Any], *args: Any, db_path: str | Path | None = None,
+                  warn: Callable[[str], None] | None = None, **kwargs: Any) -> Any:
+    """Open the ledger and call `fn(ledger, *args, **kwargs)`; any failure becomes one warning (None back).
+
+    The work being recorded is already done, so a locked, read-only or broken database must not turn its
+    success into a failure. The library's way to record a run or a score (the CLI and the pipeline use it)."""
+    try:
+        with Ledger(db_path) as ledger:
+            return fn(ledger, *args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - recording is best effort by design
+        detail = exc.render() if hasattr(exc, "render") else f"{type(exc).__name__}: {exc}"
+        (warn or _stderr)(f"Warning: not recorded in the ledger: {detail}")
+        return None
+
+
+def _stderr(line: str) -> None:
+    import sys
+
+    print(line, file=sys.stderr, flush=True)
 
 
 def run_key(*, kernel_ref: str | None = None, kernel_version: int | None = None,

@@ -10,7 +10,7 @@ import torch
 
 def default_device(requested: str | torch.device | None = None) -> torch.device:
     """The requested device (checked: a typo is a plain error), else cuda if available."""
-    from kompete.device import parse_device
+    from kompete.runtime.device import parse_device
 
     return parse_device(requested)
 

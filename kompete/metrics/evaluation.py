@@ -27,7 +27,7 @@ import click
 import numpy as np
 
 from kompete.algorithms.base import GenerateOptions, Task
-from kompete.config import Config
+from kompete.config import Config, EvalConfig
 from kompete.errors import KompeteError
 from kompete.paths import write_text_atomic
 from kompete.train import state as ckpt
@@ -54,27 +54,103 @@ class Evaluation:
 
 Scorer = Callable[[Task, int], tuple[float, float, float]]  # (task, n) -> fid, distance, mifid
 
+# Below these an evaluation says nothing worth its time: the plan switches evaluation off instead.
+MIN_EVAL_IMAGES = 32
+MIN_REFERENCE_IMAGES = 64
+GENERATION_OVERHEAD = 1.3  # an evaluation also generates and resizes its images: x1.3 the Inception time
+# Inception images/s no device of the kind beats (a 2-core CPU makes 2-10): a plan that fails even at this speed
+# switches evaluation off before the weights are loaded (loading them alone can take 10 s on a busy CPU).
+FASTEST_IMAGES_PER_S = {"cpu": 50.0, "cuda": 3000.0}
 
-def inception_scorer(cfg: Config, device: Any, data_dir: str | None = None, progress: bool = False) -> Scorer:
-    """The real scorer: weights found offline, the reference loaded (or built) once, features on `device`."""
+
+@dataclass(frozen=True)
+class EvalPlan:
+    """How big the evaluations can be so that preparing and running them stays inside eval.max_fraction."""
+
+    n_images: int  # per evaluation
+    reference_limit: int  # 0: every reference image
+    seconds_each: float  # estimated seconds of one evaluation
+    reference_s: float  # estimated seconds to build the reference statistics (0 when cached)
+    note: str  # one line for the log: what was cut and why, or why evaluation is off
+    enabled: bool = True
+
+
+def plan_evaluation(e: EvalConfig, allowed_s: float, train_left_s: float, images_per_s: float, n_reference: int,
+                    reference_cached: Callable[[int], bool], n_cap: int | None = None) -> EvalPlan:
+    """Fit the reference preparation and the expected evaluations into `allowed_s` seconds.
+
+    `images_per_s`: the measured Inception speed on this device; `n_reference`: the reference images the
+    config asks for; `reference_cached(limit)`: whether statistics for that subset are on disk. Sizes are cut
+    (the reference to a power of two, so the next run finds it cached) before evaluation is switched off."""
+    want = min(e.n_images, n_cap) if n_cap else e.n_images
+    count = max(1, math.ceil(train_left_s / (e.every_minutes * 60))) if e.every_minutes else 1
+    each = lambda n: GENERATION_OVERHEAD * n / images_per_s  # noqa: E731
+    ref_s = 0.0 if reference_cached(0) else n_reference / images_per_s
+    if ref_s + count * each(want) <= allowed_s:
+        return EvalPlan(want, 0, each(want), ref_s, f"{count} evaluation(s) of {want} images fit "
+                                                    f"{allowed_s:.0f} s (eval.max_fraction)")
+    limit, ref_s = 0, 0.0
+    if not reference_cached(0):
+        limit = _power_of_two_below(min(n_reference, images_per_s * allowed_s / 2))
+        ref_s = 0.0 if reference_cached(limit) else limit / images_per_s
+    n = min(want, int((allowed_s - ref_s) * images_per_s / (GENERATION_OVERHEAD * count)))
+    sizes = f"{n} images per evaluation" + (f", a {limit}-image reference subset" if limit else "")
+    if n < MIN_EVAL_IMAGES or (limit and limit < MIN_REFERENCE_IMAGES):
+        return EvalPlan(0, limit, 0.0, ref_s, f"in-training evaluation off: {count} evaluation(s) at "
+                        f"{images_per_s:.1f} images/s would fit {allowed_s:.0f} s (eval.max_fraction of the budget) "
+                        f"only with {sizes}; give a longer budget, a larger eval.max_fraction or a rarer "
+                        f"eval.every_minutes", enabled=False)
+    return EvalPlan(n, limit, each(n), ref_s, f"evaluations cut to {sizes} ({count} expected at "
+                                             f"{images_per_s:.1f} images/s inside {allowed_s:.0f} s, "
+                                             f"eval.max_fraction of the budget)")
+
+
+def _device_type(device: Any) -> str:
+    return str(device).split(":")[0]
+
+
+def _power_of_two_below(x: float) -> int:
+    return 0 if x < 1 else 2 ** int(math.floor(math.log2(x)))
+
+
+def measure_inception_rate(model: Any, device: Any, size: int, batch: int = 8) -> float:
+    """Images per second through Inception on `device`: one image untimed (warm-up), then `batch` images, or
+    only 2 when the warm-up showed a slow device (a busy CPU: the measurement must not eat the share)."""
     import torch
 
-    from kompete.generate import generate_batches
-    from kompete.metrics.features import FeatureExtractor, load_inception
-    from kompete.metrics.fid import RankDeficientWarning, frechet_distance_to
-    from kompete.metrics.mifid import memorization_distance, score_from_parts
-    from kompete.metrics.reference import load_reference
-    from kompete.metrics.weights import find_weights
+    from kompete.metrics.features import FeatureExtractor
 
-    source = find_weights(None)
-    model = load_inception(source, device, preprocess=cfg.metric.preprocess)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RankDeficientWarning)
-        ref = load_reference(cfg, source.describe()["sha256"], lambda: model, data_dir,
-                             limit=cfg.metric.reference_limit, batch_size=cfg.metric.batch_size, progress=progress)
+    images = np.zeros((batch, size, size, 3), np.uint8)
 
-    def score(task: Task, n: int) -> tuple[float, float, float]:
-        extractor = FeatureExtractor(model, cfg.eval.batch_size, device)
+    def seconds_for(n: int) -> float:
+        extractor = FeatureExtractor(model, n, device)
+        t = time.perf_counter()
+        extractor.add(images[:n])
+        extractor.result()
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - t
+
+    n = 2 if seconds_for(1) > 0.25 else batch
+    return n / max(seconds_for(n), 1e-6)
+
+
+class InceptionScorer:
+    """The real scorer, sized by `plan`: `scorer(task, n)` -> (fid, distance, score) against `ref`."""
+
+    def __init__(self, cfg: Config, model: Any, ref: Any, device: Any, plan: EvalPlan):
+        self.cfg, self.model, self.ref, self.device, self.plan = cfg, model, ref, device, plan
+
+    def __call__(self, task: Task, n: int) -> tuple[float, float, float]:
+        import torch
+
+        from kompete.generate import generate_batches
+        from kompete.metrics.features import FeatureExtractor
+        from kompete.metrics.fid import RankDeficientWarning, frechet_distance_to
+        from kompete.metrics.mifid import memorization_distance, score_from_parts
+
+        cfg = self.cfg
+        extractor = FeatureExtractor(self.model, cfg.eval.batch_size, self.device)
         opts = GenerateOptions(n=n, seed=cfg.generate.seed + 7919, truncation=cfg.generate.truncation,
                                batch_size=cfg.eval.batch_size, progress=False)
         for images in generate_batches(task, cfg, opts):
@@ -82,12 +158,51 @@ def inception_scorer(cfg: Config, device: Any, data_dir: str | None = None, prog
         feats = extractor.result()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RankDeficientWarning)
-            fid = frechet_distance_to(feats, ref.mu, ref.sigma)
-        distance = memorization_distance(feats, ref.features, device=torch.device(device), normalized=True)
+            fid = frechet_distance_to(feats, self.ref.mu, self.ref.sigma)
+        distance = memorization_distance(feats, self.ref.features, device=torch.device(self.device), normalized=True)
         result = score_from_parts(cfg.metric.name, fid, distance, cfg.metric.eps)
         return result.fid, result.memorization_distance, result.mifid
 
-    return score
+
+def inception_scorer(cfg: Config, device: Any, data_dir: str | None = None, progress: bool = False,
+                     allowed_s: float = math.inf, train_left_s: float = 0.0,
+                     echo: Callable[[str], None] | None = None) -> InceptionScorer:
+    """Weights found offline, the Inception speed measured, the evaluations sized to `allowed_s` seconds
+    (`plan_evaluation`), then the reference loaded (or built) once. Evaluation off: a KompeteError saying why."""
+    from kompete import data
+    from kompete.metrics.features import load_inception
+    from kompete.metrics.fid import RankDeficientWarning
+    from kompete.metrics.reference import load_reference, reference_cache_file, reference_key
+    from kompete.metrics.weights import find_weights
+
+    source = find_weights(None)
+    sha, configured = source.describe()["sha256"], cfg.metric.reference_limit
+    files = data.reference_files(cfg, data_dir)
+    n_reference = min(len(files), configured) if configured else len(files)
+
+    def cached(limit: int) -> bool:
+        limit = limit or configured
+        return reference_cache_file(reference_key(files[:limit] if limit else files, cfg, sha, limit)).is_file()
+
+    def plan_at(rate: float, fastest: bool = False) -> EvalPlan:
+        plan = plan_evaluation(cfg.eval, allowed_s, train_left_s, rate, n_reference, cached)
+        if not plan.enabled:
+            note = plan.note.removeprefix("in-training evaluation off: ")
+            raise KompeteError(note.replace(" at ", " even at ", 1) if fastest else note)
+        return plan
+
+    if math.isfinite(allowed_s):  # hopeless even at the device's best speed: off before loading anything
+        plan_at(FASTEST_IMAGES_PER_S.get(_device_type(device), math.inf), fastest=True)
+    model = load_inception(source, device, preprocess=cfg.metric.preprocess)
+    rate = measure_inception_rate(model, device, cfg.output.image_size) if math.isfinite(allowed_s) else math.inf
+    plan = plan_at(rate)
+    if echo is not None:
+        echo(plan.note)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RankDeficientWarning)
+        ref = load_reference(cfg, sha, lambda: model, data_dir, limit=plan.reference_limit or configured,
+                             batch_size=cfg.metric.batch_size, progress=progress)
+    return InceptionScorer(cfg, model, ref, device, plan)
 
 
 class TrainingEvaluation(Callback):
@@ -111,11 +226,13 @@ class TrainingEvaluation(Callback):
     def on_start(self, trainer: "Trainer") -> None:
         e = self.cfg.eval
         t = time.monotonic()
-        try:  # weights and the reference, once (cached across runs: not counted against eval.max_fraction)
+        try:  # weights, the speed, the sizes and the reference, once; all of it counts against eval.max_fraction
             self.scorer = self.make_scorer(trainer)
-        except KompeteError as exc:  # no weights, no reference: training goes on without evaluations
+        except KompeteError as exc:  # no weights, no reference, no time: training goes on without evaluations
             self.echo(f"warning: in-training evaluation disabled: {exc.render()}")
             return
+        finally:
+            self.spent_s += time.monotonic() - t
         self.best = _read_best(trainer.run_dir)
         self._last_time = time.monotonic()
         every = f"every {e.every_minutes:g} min" if e.every_minutes else f"every {e.every_epochs} epochs"
@@ -146,18 +263,24 @@ class TrainingEvaluation(Callback):
     # ----------------------------------------------------------------- pieces
     def _n(self, trainer: "Trainer") -> int:
         cap = trainer.task.max_images()
-        return min(self.cfg.eval.n_images, cap) if cap else self.cfg.eval.n_images
+        planned = getattr(self.scorer, "plan", None)
+        n = planned.n_images if planned is not None else self.cfg.eval.n_images
+        return min(n, cap) if cap else n
 
     def _allowed(self, trainer: "Trainer") -> bool:
-        """Whether one more evaluation (as long as the last) stays inside eval.max_fraction of the budget."""
-        budget = trainer.budget.end - trainer.budget.start
-        last = self.history[-1].seconds if self.history else 0.0
-        ok = self.spent_s + last <= self.cfg.eval.max_fraction * budget
-        if not ok and not self.paused_said:
+        """Whether one more evaluation (as long as the last, or the plan's estimate for the first) stays inside
+        eval.max_fraction of the budget and inside the training window."""
+        planned = getattr(self.scorer, "plan", None)
+        expected = self.history[-1].seconds if self.history else (planned.seconds_each if planned else 0.0)
+        share_ok = self.spent_s + expected <= self.cfg.eval.max_fraction * trainer.budget.total
+        time_ok = expected < trainer.budget.left()
+        if not (share_ok and time_ok) and not self.paused_said:
             self.paused_said = True
-            self.echo(f"note: evaluations paused: {self.spent_s:.0f} s spent of the {self.cfg.eval.max_fraction:.0%} "
-                      f"of the budget allowed (eval.max_fraction)")
-        return ok
+            why = (f"{self.spent_s:.0f} s spent of the {self.cfg.eval.max_fraction:.0%} of the budget allowed "
+                   f"(eval.max_fraction)" if not share_ok else
+                   f"one takes ~{expected:.0f} s, more than the {max(0.0, trainer.budget.left()):.0f} s of training left")
+            self.echo(f"note: evaluations paused: {why}")
+        return share_ok and time_ok
 
     def _evaluate(self, trainer: "Trainer") -> None:
         if self.scorer is None or not self._allowed(trainer):
@@ -259,4 +382,11 @@ def evaluation_callbacks(cfg: Config, data_dir: str | None = None) -> list[Callb
     """What a run registers for in-training MiFID: nothing when eval is off."""
     if not cfg.eval.enabled:
         return []
-    return [TrainingEvaluation(cfg, lambda trainer: inception_scorer(cfg, trainer.task.ctx.device, data_dir))]
+    def make(trainer: "Trainer") -> InceptionScorer:
+        budget = trainer.budget
+        cb = next(c for c in trainer.callbacks if isinstance(c, TrainingEvaluation))
+        allowed = cfg.eval.max_fraction * budget.total - cb.spent_s
+        return inception_scorer(cfg, trainer.task.ctx.device, data_dir, allowed_s=allowed,
+                                train_left_s=max(0.0, budget.left()), echo=cb.echo)
+
+    return [TrainingEvaluation(cfg, make)]

@@ -1,9 +1,12 @@
-"""The deadline: training stops early enough that generation and zipping still fit before it.
+"""The deadline: one clock from the process start, and a training window that leaves time for what follows.
 
-The hard end is `--time-budget` from now, else the competition's runtime limit counted from the kernel's
-start (env KOMPETE_KERNEL_START, Unix seconds, set by the kernel script; without it, from now). The
-training window ends `reserve_s` before the hard end: the measured generation time with 25 % slack,
-plus a safety margin (the configured one, at most 10 % of the whole budget so short runs still train).
+The hard end is `--time-budget` counted from the start of the process (`process_started`: loading data,
+weights, reference statistics and compile warm-up are inside it), else the competition's runtime limit
+counted from the kernel's start (env KOMPETE_KERNEL_START, Unix seconds, set by the kernel script). The
+training window ends `reserve_s` before the hard end. Only what this process (or the kernel's next stage)
+will spend is reserved: when it generates, the measured generation time with 25 % slack plus a safety
+margin (the configured one, at most 10 % of the budget); otherwise a closing margin for the last
+checkpoint and plots (the safety margin, at most 10 % of the budget).
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from kompete.errors import ConfigError, TrainingError
 
 @dataclass
 class Budget:
-    start: float  # time.monotonic() when the run began
+    start: float  # time.monotonic() when the run began (the process start for the CLI)
     end: float  # monotonic hard deadline for training + generation
     reserve_s: float = 0.0  # kept for generation and safety
+    reserve_for: str = "closing"  # what the reserve is for, in the summary
 
     @property
     def train_end(self) -> float:
@@ -36,9 +40,33 @@ class Budget:
         """Seconds of training left."""
         return self.train_end - (time.monotonic() if now is None else now)
 
-    def describe(self) -> str:
-        return (f"budget {self.end - self.start:.0f} s: train {max(0.0, self.train_seconds):.0f} s, "
-                f"reserve {self.reserve_s:.0f} s for generation and safety")
+    @property
+    def total(self) -> float:
+        return self.end - self.start
+
+    def describe(self, now: float | None = None) -> str:
+        now = time.monotonic() if now is None else now
+        return (f"budget {self.total:.0f} s: setup {now - self.start:.0f} s so far, train until "
+                f"{max(0.0, self.train_end - self.start):.0f} s ({max(0.0, self.train_end - now):.0f} s left), "
+                f"reserve {self.reserve_s:.0f} s for {self.reserve_for}")
+
+
+def process_started() -> float:
+    """time.monotonic() at which this process started (Linux: from /proc), else at kompete's first import.
+
+    The budget counts from here: the seconds spent importing torch and loading are the user's too."""
+    try:
+        ticks = int(open("/proc/self/stat").read().rsplit(")", 1)[1].split()[19])  # field 22: starttime
+        uptime = float(open("/proc/uptime").read().split()[0])
+        age = uptime - ticks / os.sysconf("SC_CLK_TCK")
+        if 0 <= age < 86400:
+            return time.monotonic() - age
+    except (OSError, ValueError, IndexError):
+        pass
+    return _IMPORTED
+
+
+_IMPORTED = time.monotonic()
 
 
 def parse_duration(text: str) -> float:
@@ -59,16 +87,21 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
-def make_budget(cfg: Config, time_budget_s: float | None = None, now: float | None = None) -> Budget:
-    """The hard deadline, before any reserve is known."""
+def make_budget(cfg: Config, time_budget_s: float | None = None, now: float | None = None,
+                started: float | None = None) -> Budget:
+    """The hard deadline, before any reserve is known. `now`: the current time.monotonic(); `started`: when
+    the clock began (the CLI: its process start), default now. Inside a kernel (KOMPETE_KERNEL_START) without
+    --time-budget, the budget starts at the kernel's start: its preflight and earlier stages are in it too."""
     mono = time.monotonic() if now is None else now
+    origin = mono if started is None else started
     if time_budget_s is not None:
-        return Budget(mono, mono + time_budget_s)
-    started = os.environ.get("KOMPETE_KERNEL_START")
+        return Budget(origin, origin + time_budget_s)
+    kernel_started = os.environ.get("KOMPETE_KERNEL_START")
     limit = cfg.limits.runtime_hours * 3600
-    if started:
-        return Budget(mono, mono + limit - _kernel_elapsed(started, limit))
-    return Budget(mono, mono + limit)
+    if kernel_started:
+        start = mono - _kernel_elapsed(kernel_started, limit)
+        return Budget(start, start + limit)
+    return Budget(origin, origin + limit)
 
 
 def _kernel_elapsed(started: str, limit: float) -> float:
@@ -89,13 +122,33 @@ def _kernel_elapsed(started: str, limit: float) -> float:
     return max(0.0, elapsed)
 
 
+CLOSING_FRACTION = 0.1  # without generation: the last checkpoint and plots, at most this share of the budget
+
+
 def set_reserve(budget: Budget, generation_s: float, safety_margin_s: float) -> Budget:
-    total = budget.end - budget.start
+    """Keep 1.25 x the generation estimate plus a safety margin after training: this run will generate."""
+    total = budget.total
     generation_s = max(0.0, generation_s)
-    budget.reserve_s = 1.25 * generation_s + min(safety_margin_s, 0.1 * total)
-    if budget.train_seconds <= 0:
-        raise TrainingError(f"no time left to train: generating the submission is estimated at {generation_s:.0f} s "
-                            f"(reserved x1.25) plus a {min(safety_margin_s, 0.1 * total):.0f} s safety margin, "
-                            f"out of a {total:.0f} s budget",
-                            hint="give a longer --time-budget, or train on a faster device (--device)")
+    margin = min(safety_margin_s, 0.1 * total)
+    budget.reserve_s = 1.25 * generation_s + margin
+    budget.reserve_for = f"generation ({generation_s:.0f} s estimated, x1.25) and a {margin:.0f} s margin"
+    if budget.left() <= 0:
+        raise TrainingError(f"no time left to train: {time.monotonic() - budget.start:.0f} s of setup, then generating "
+                            f"the submission is estimated at {generation_s:.0f} s (reserved x1.25) plus a "
+                            f"{margin:.0f} s safety margin, out of a {total:.0f} s budget",
+                            hint=f"give a longer --time-budget (at least {suggest_seconds(budget):.0f} s), "
+                                 "or train on a faster device (--device)")
     return budget
+
+
+def set_closing_reserve(budget: Budget, safety_margin_s: float) -> Budget:
+    """Nothing generates after this run: keep only a margin for its last checkpoint and plots."""
+    budget.reserve_s = min(safety_margin_s, CLOSING_FRACTION * budget.total)
+    budget.reserve_for = "the last checkpoint and plots"
+    return budget
+
+
+def suggest_seconds(budget: Budget, train_s: float = 60.0, now: float | None = None) -> float:
+    """A budget that would train `train_s` seconds after the setup spent so far and the same reserve."""
+    now = time.monotonic() if now is None else now
+    return math.ceil((now - budget.start + budget.reserve_s + train_s) / 10) * 10

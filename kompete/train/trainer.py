@@ -40,13 +40,31 @@ class TrainResult:
     nan_restores: int = 0
     signal_name: str = ""
     notes: list[str] = field(default_factory=list)
+    steps_run: int = 0  # steps made by this process (a resumed run started above 0)
+    budget_s: float = 0.0  # the whole budget, from the process (or kernel) start
+    setup_s: float = 0.0  # from the budget's start to the first step: data, model, estimates, evaluation set-up
+    reserve_s: float = 0.0  # kept after training
+    reserve_for: str = ""
+    callback_s: dict[str, float] = field(default_factory=dict)  # seconds inside each callback, by name
 
     def lines(self) -> list[str]:
         return [f"stopped       {self.reason}" + (f" ({self.signal_name})" if self.signal_name else ""),
-                f"steps         {self.steps} ({self.epochs} epochs)",
-                f"time          {self.seconds:.1f} s, {self.images_per_s:.0f} images/s",
+                f"steps         {self.steps} ({self.epochs} epochs; {self.steps_run} in this run)",
+                f"time          {self.seconds:.1f} s, {self.images_per_s:.3g} images/s",
+                *([self.time_line()] if self.budget_s else []),
                 f"checkpoint    {self.checkpoint}",
                 f"run           {self.run_dir}"]
+
+    def time_line(self) -> str:
+        """Where the budget went: setup, training (the evaluations' share), reserve, what is left unused."""
+        evaluating = self.callback_s.get("TrainingEvaluation", 0.0)
+        others = sum(self.callback_s.values()) - evaluating
+        share = f"evaluation {evaluating:.0f} s = {evaluating / max(self.budget_s, 1e-9):.0%} of the budget, "
+        done = self.setup_s + self.seconds
+        return (f"budget        {self.budget_s:.0f} s: setup {self.setup_s:.0f} s, training {self.seconds:.0f} s "
+                f"({share if evaluating else ''}other callbacks {others:.0f} s), done {done:.0f} s in: "
+                f"{self.budget_s - done:.0f} s left of the {self.reserve_s:.0f} s kept for "
+                f"{self.reserve_for or 'nothing'}")
 
 
 class Trainer:
@@ -71,6 +89,9 @@ class Trainer:
         self.last_checkpoint: Path | None = None
         self.stop_signal: int | None = None
         self._agreed_stop: str | None = None  # DDP: what the ranks agreed on at the last tick
+        self.callback_s: dict[str, float] = {}  # seconds spent in each callback (the run's summary)
+        self._step_s = 0.0  # a step's usual host time: the loop does not start one that would end past the window
+        self.start_step = 0
         self._pending: list[dict[str, torch.Tensor]] = []
         self._reset_rate_window()
 
@@ -98,6 +119,7 @@ class Trainer:
         self.bar = Progress(self.budget.train_seconds, self.progress and task.ctx.is_main)
         restore_signals = self._install_signals()
         self.start_time = time.monotonic()
+        self.bar.update(self.start_time - self.budget.start)  # the setup already spent part of the window
         self.start_step = task.step_count
         self._reset_rate_window()  # a resume since __init__ moved the step count
         self._last_ckpt_time = self.start_time
@@ -134,9 +156,15 @@ class Trainer:
             return self._agreed_stop
         if self.stop_signal is not None:
             return "signal"
-        if time.monotonic() >= self.budget.train_end:
+        if self._past_deadline():
             return "deadline"
         return None
+
+    def _past_deadline(self, now: float | None = None) -> bool:
+        """Whether one more step would end past the training window: a slow step (a loaded CPU) must not
+        start a few seconds before the end and finish well after it."""
+        now = time.monotonic() if now is None else now
+        return now + self._step_s >= self.budget.train_end
 
     def row_fields(self) -> list[str]:
         """The columns of a metrics row, in order."""
@@ -160,8 +188,16 @@ class Trainer:
             self._last_epoch = task.epoch
             self._call("on_epoch")
         task.ctx.mark_step()
+        started = time.monotonic()
         self._pending.append(task.step(batch))
+        self._time_step(time.monotonic() - started)
         self._call("on_step")
+
+    def _time_step(self, seconds: float) -> None:
+        """A running mean of a step's host time (on a GPU only the enqueueing: an underestimate, never a late
+        stop). The run's first step (compiling, warm-up) is left out."""
+        if self.task.step_count - self.start_step > 1:
+            self._step_s = seconds if self._step_s == 0 else 0.7 * self._step_s + 0.3 * seconds
 
     def _checkpoint_due(self) -> bool:
         return time.monotonic() - self._last_ckpt_time >= self.cfg.train.checkpoint_minutes * 60
@@ -175,7 +211,7 @@ class Trainer:
         ctx = self.task.ctx
         due = self._checkpoint_due()
         if ctx.ddp:
-            late, signalled, due = ctx.agree([time.monotonic() >= self.budget.train_end,
+            late, signalled, due = ctx.agree([self._past_deadline(),
                                               self.stop_signal is not None, due])
             if late or signalled:
                 self._agreed_stop = "signal" if signalled else "deadline"
@@ -184,7 +220,7 @@ class Trainer:
             return  # restored from the last checkpoint
         if due:
             self._checkpoint()
-        self.bar.update(self.elapsed)
+        self.bar.update(time.monotonic() - self.budget.start)
         if row:
             self._call("on_tick", row)
 
@@ -192,15 +228,24 @@ class Trainer:
         main = self.task.ctx.is_main
         for cb in self.callbacks:
             if main or not cb.main_only:
+                if hook == "on_step":  # every step: not timed, it must stay cheap anyway
+                    cb.on_step(self)
+                    continue
+                t = time.monotonic()
                 getattr(cb, hook)(self, *args)
+                name = type(cb).__name__
+                self.callback_s[name] = self.callback_s.get(name, 0.0) + time.monotonic() - t
 
     def _result(self, reason: str) -> TrainResult:
         task = self.task
         seconds = self.elapsed
         steps = task.step_count - self.start_step
         sig = signal.Signals(self.stop_signal).name if self.stop_signal is not None else ""
+        b = self.budget
         return TrainResult(task.step_count, task.epoch, seconds, reason, self.last_checkpoint,
-                           steps * task.images_per_step / max(seconds, 1e-9), self.run_dir, self.nan_restores, sig)
+                           steps * task.images_per_step / max(seconds, 1e-9), self.run_dir, self.nan_restores, sig,
+                           steps_run=steps, budget_s=b.total, setup_s=self.start_time - b.start,
+                           reserve_s=b.reserve_s, reserve_for=b.reserve_for, callback_s=dict(self.callback_s))
 
     # ----------------------------------------------------------------- pieces
     def _set_lrs(self, factor: float) -> None:
@@ -229,7 +274,7 @@ class Trainer:
         lrs = {f"lr_{k}": groups[0]["lr"] for k, groups in self.task.param_groups().items()}
         row = {"step": self.task.step_count, "epoch": self.task.epoch, **means, **lrs, "images_per_s": rate,
                "elapsed_s": now - self.start_time, "time_left_s": self.budget.left(now)}
-        self.bar.update(row["elapsed_s"], step=self.task.step_count, ep=self.task.epoch,
+        self.bar.update(now - self.budget.start, step=self.task.step_count, ep=self.task.epoch,
                         **{k: v for k, v in means.items() if k in ("d", "g")}, left=f"{self.budget.left(now):.0f}s")
         return row
 
