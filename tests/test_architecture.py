@@ -117,7 +117,7 @@ def test_listing_and_config_commands_load_no_torch(args, tmp_path):
 # config, and import their implementation (a later stage) only inside a function, when it is needed. generate and archive are
 # one stage (generate writes through archive's zip writer); the ledger is a leaf store the recording
 # stages call, and pipeline and cli reach across the whole chain.
-SHARED = ("kompete.errors", "kompete.registry", "kompete.schema", "kompete.paths")
+SHARED = ("kompete.errors", "kompete.registry", "kompete.schema", "kompete.paths", "kompete.memorization")
 STAGES = (
     ("config", ("kompete.config", "kompete.layouts")),
     ("data", ("kompete.data", "kompete.init")),

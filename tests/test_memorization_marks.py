@@ -6,7 +6,8 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from kompete.cli import main
-from kompete.ledger import memorization, record, report
+from kompete import memorization
+from kompete.ledger import record, report
 from kompete.ledger.store import Ledger
 from tests.test_campaign import DOGS, _scored_campaign, kompete
 

@@ -155,7 +155,7 @@ def _print_ranking(ledger, name) -> list[dict]:
     import pandas as pd
 
     from kompete.kernel import campaign_results as results
-    from kompete.ledger import memorization
+    from kompete import memorization
     from kompete.ledger.report import table
 
     from kompete.kernel.campaign import describe_changes

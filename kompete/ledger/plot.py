@@ -11,7 +11,8 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from kompete.ledger import memorization, report
+from kompete import memorization
+from kompete.ledger import report
 from kompete.ledger.store import Ledger
 from kompete.paths import atomic_output
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from kompete.ledger import memorization
+from kompete import memorization
 from kompete.ledger.store import Ledger
 
 MIN_PAIRS = 3  # below this many (local, public) pairs a correlation means nothing

@@ -20,7 +20,7 @@ from kompete.errors import ArchiveError
 from kompete.metrics.device import default_device
 from kompete.metrics.features import FeatureExtractor, load_inception
 from kompete.metrics.fid import RankDeficientWarning, frechet_distance_to
-from kompete.ledger import memorization
+from kompete import memorization
 from kompete.metrics.mifid import nearest, score_from_parts
 from kompete.metrics.per_class import class_fids
 from kompete.metrics.reference import load_reference
