@@ -4,7 +4,7 @@ are plain modules their algorithms build.
 """
 
 from kompete.models.base import GanModels, gan_family
-from kompete.models import dcgan, sngan, vanilla  # noqa: F401,E402  (importing registers them)
+from kompete.models import biggan, dcgan, sngan, vanilla  # noqa: F401,E402  (importing registers them)
 from kompete.models.ema import EMA
 
 __all__ = ["EMA", "GanModels", "gan_family"]

@@ -1,5 +1,6 @@
 """The noise -> image GAN family: DCGAN, SN-GAN (self-attention, pixel norm, minibatch std), the vanilla GAN
-of Goodfellow et al. 2014, each with a class-conditional `_cond` twin (projection D)."""
+of Goodfellow et al. 2014, BigGAN/SAGAN-style residual networks, each with a class-conditional `_cond` twin
+(projection D)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ class GanConfig:
     """Keys of the `gan:` section; the loop's keys (lr, batch, schedule, d_steps, g_steps) are in `train:`."""
 
     z_dim: int = opt(128, "generator noise dimension", ge=1)
-    self_attention: bool = opt(True, "sngan: self-attention block at 32x32 in G and D")
+    self_attention: bool = opt(True, "sngan, biggan: self-attention block at 32x32 in G and D")
     pixel_norm: bool = opt(True, "sngan: pixelwise feature normalisation in G (else batch norm)")
     minibatch_std: bool = opt(True, "sngan: minibatch standard deviation feature in D")
     label_smoothing: float = opt(0.0, "bce: real labels become 1 - this (one-sided)", ge=0, le=0.5)
@@ -30,7 +31,7 @@ def _task_class() -> type:
     return GanTask
 
 
-FAMILIES = ("dcgan", "sngan", "vanilla")
+FAMILIES = ("dcgan", "sngan", "vanilla", "biggan")
 
 SPEC = register(AlgorithmSpec(
     name="gan", task="generate", section=GanConfig,
