@@ -323,8 +323,9 @@ def measure_operations(task, device: Device) -> StepCost:
     batch = task.next_batch()
     with Count():
         task.step(batch)
-    kernel = sum(max(f / (device.peak_flops * device.flop_efficiency), b / (device.bandwidth * device.memory_efficiency))
-                 for f, b in rows)
+    flop_rate = device.peak_flops * device.flop_efficiency
+    byte_rate = device.bandwidth * device.memory_efficiency
+    kernel = sum(max(f / flop_rate, b / byte_rate) for f, b in rows)
     return StepCost(len(rows), sum(f for f, _ in rows), sum(b for _, b in rows), kernel,
                     max(kernel, len(rows) * device.op_overhead_s))
 
@@ -433,15 +434,16 @@ def ranking(proj: dict, key: str) -> list[str]:
 
 
 def seen_table(curves: dict, costs: dict, ops: dict, proj: dict, per_step: dict, head: str) -> str:
-    pts = next(iter(curves.values()))
-    lines = [head, "", "| recipe | images/step | CPU s/step (wall) | img/s here (wall) | ops/step | GFLOP/step | MB/step | "
-             "T4 img/s (proj.) | " + " | ".join(f"FID @{p.images_seen}" for p in pts) + " | FID @equal CPU time |",
-             "|---" * (9 + len(pts)) + "|"]
+    at = " | ".join(f"FID @{p.images_seen}" for p in next(iter(curves.values())))
+    lines = [head, "", "| recipe | images/step | CPU s/step (wall) | img/s here (wall) | ops/step | GFLOP/step | "
+             f"MB/step | T4 img/s (proj.) | {at} | FID @equal CPU time |",
+             "|---" * (9 + at.count("@")) + "|"]
     for n, curve in curves.items():
         c, o, p = costs[n], ops[n], proj[n]
+        fids = " | ".join(f"{q.fid:.1f}" for q in curve)
         lines.append(f"| {n} | {per_step[n]} | {c['cpu_s']:.3f} ({c['wall_s']:.3f}) | {p['images_per_s_cpu']:.0f} | "
-                     f"{o.ops} | {o.flops / 1e9:.2f} | {o.bytes / 1e6:.0f} | {p['images_per_s_t4']:.0f} | "
-                     + " | ".join(f"{q.fid:.1f}" for q in curve) + f" | {p['equal_cpu_mark']}{p['fid_equal_cpu']:.1f} |")
+                     f"{o.ops} | {o.flops / 1e9:.2f} | {o.bytes / 1e6:.0f} | {p['images_per_s_t4']:.0f} | {fids} | "
+                     f"{p['equal_cpu_mark']}{p['fid_equal_cpu']:.1f} |")
     any_row = next(iter(proj.values()))
     lines += ["", f"FID at equal CPU time: {any_row['equal_cpu_s']:.3g} CPU s (what the cheapest recipe spent on the "
               "whole curve); each recipe's images at that time from its measured CPU s/image.", "",
@@ -519,6 +521,10 @@ def seen_main(args, comp: str, prof: dict, recipes: list[Recipe], common: list[s
           f"images seen\n{T4.describe()}", flush=True)
     costs = paired_step_times(build(), args.rounds, args.round_steps)
     ops = {n: measure_operations(t, T4) for n, t in build().items()}
+    for n in cfgs:
+        print(f"  {n}: {costs[n]['cpu_s']:.3f} CPU s a step here ({costs[n]['wall_s']:.3f} wall, spread "
+              f"{costs[n]['wall_spread']:.0%}); {ops[n].ops} ops, {ops[n].flops / 1e9:.2f} GFLOP: "
+              f"{ops[n].projected_s * 1e3:.2f} ms on a T4 (projected)", flush=True)
     tasks = build()
     per_step = {n: t.images_per_step for n, t in tasks.items()}
     curves = seen_curves(tasks, inception_scorer(first, args.device or "cpu", args.data_dir), total, points, n_fid)
