@@ -382,19 +382,28 @@ def train_to(task, target: int, total: int, clock: dict) -> None:
         clock["cpu_s"] += time.process_time() - c
 
 
-def seen_curves(tasks: dict, score, total: int, points: int, n_fid: int) -> dict[str, list[SeenPoint]]:
-    """Each recipe trained to each point in turn (all recipes reach a point before any goes on) and scored."""
+def seen_curves(tasks: dict, score, targets: dict[str, list[int]], n_fid: int) -> dict[str, list[SeenPoint]]:
+    """Each recipe trained to each of its targets (images seen) in turn, all recipes reaching their k-th point
+    before any goes on, and scored there."""
     curves: dict[str, list[SeenPoint]] = {n: [] for n in tasks}
     clocks = {n: {"cpu_s": 0.0} for n in tasks}
-    for target in seen_points(total, points):
+    for k in range(len(next(iter(targets.values())))):
         for name, task in tasks.items():
-            train_to(task, target, total, clocks[name])
+            train_to(task, targets[name][k], targets[name][-1], clocks[name])
             fid = float(score(task, n_fid)[0])
             seen = task.step_count * task.images_per_step
             curves[name].append(SeenPoint(seen, task.step_count, clocks[name]["cpu_s"], fid))
             print(f"  {name}: {seen} images seen ({task.step_count} steps, {clocks[name]['cpu_s']:.0f} CPU s): "
                   f"FID {fid:.1f}", flush=True)
     return curves
+
+
+def curve_targets(names: list[str], total: int, points: int, cpu_per_image: dict | None) -> dict[str, list[int]]:
+    """The same images-seen points for every recipe; or, with `cpu_per_image` (--equal-cpu), points at the same
+    CPU time: the first recipe's points, each other recipe's scaled by how much cheaper an image is for it."""
+    ref = names[0]
+    scale = {n: cpu_per_image[ref] / cpu_per_image[n] if cpu_per_image else 1.0 for n in names}
+    return {n: seen_points(max(1, int(total * scale[n])), points) for n in names}
 
 
 def fid_at(curve: list[SeenPoint], images: float) -> tuple[float, str]:
@@ -434,13 +443,15 @@ def ranking(proj: dict, key: str) -> list[str]:
 
 
 def seen_table(curves: dict, costs: dict, ops: dict, proj: dict, per_step: dict, head: str) -> str:
-    at = " | ".join(f"FID @{p.images_seen}" for p in next(iter(curves.values())))
+    first = next(iter(curves.values()))
+    same = all([p.images_seen for p in c] == [p.images_seen for p in first] for c in curves.values())
+    at = " | ".join(f"FID @{p.images_seen}" if same else f"FID (images) @{p.cpu_s:.0f} CPU s" for p in first)
     lines = [head, "", "| recipe | images/step | CPU s/step (wall) | img/s here (wall) | ops/step | GFLOP/step | "
              f"MB/step | T4 img/s (proj.) | {at} | FID @equal CPU time |",
              "|---" * (9 + at.count("@")) + "|"]
     for n, curve in curves.items():
         c, o, p = costs[n], ops[n], proj[n]
-        fids = " | ".join(f"{q.fid:.1f}" for q in curve)
+        fids = " | ".join(f"{q.fid:.1f}" if same else f"{q.fid:.1f} ({q.images_seen})" for q in curve)
         lines.append(f"| {n} | {per_step[n]} | {c['cpu_s']:.3f} ({c['wall_s']:.3f}) | {p['images_per_s_cpu']:.0f} | "
                      f"{o.ops} | {o.flops / 1e9:.2f} | {o.bytes / 1e6:.0f} | {p['images_per_s_t4']:.0f} | {fids} | "
                      f"{p['equal_cpu_mark']}{p['fid_equal_cpu']:.1f} |")
@@ -516,9 +527,11 @@ def seen_main(args, comp: str, prof: dict, recipes: list[Recipe], common: list[s
     total, points, n_fid = args.images_seen, args.points, args.fid_images
     n_ref = len(reference_files(first, args.data_dir))
     n_ref = min(n_ref, first.metric.reference_limit) if first.metric.reference_limit else n_ref
+    where = (f"equal CPU time (the points of {next(iter(cfgs))} at {seen_points(total, points)} images seen)"
+             if args.equal_cpu else f"{seen_points(total, points)} images seen")
     print(f"{comp}: {len(cfgs)} recipes, seed {seed}, {torch.get_num_threads()} threads; FID of {n_fid} generated "
-          f"images against {n_ref} reference images ({first.metric.reference}) at {seen_points(total, points)} "
-          f"images seen\n{T4.describe()}", flush=True)
+          f"images against {n_ref} reference images ({first.metric.reference}) at {where}\n{T4.describe()}",
+          flush=True)
     costs = paired_step_times(build(), args.rounds, args.round_steps)
     ops = {n: measure_operations(t, T4) for n, t in build().items()}
     for n in cfgs:
@@ -527,9 +540,11 @@ def seen_main(args, comp: str, prof: dict, recipes: list[Recipe], common: list[s
               f"{ops[n].projected_s * 1e3:.2f} ms on a T4 (projected)", flush=True)
     tasks = build()
     per_step = {n: t.images_per_step for n, t in tasks.items()}
-    curves = seen_curves(tasks, inception_scorer(first, args.device or "cpu", args.data_dir), total, points, n_fid)
+    cpu_per_image = {n: costs[n]["cpu_s"] / per_step[n] for n in cfgs} if args.equal_cpu else None
+    targets = curve_targets(list(cfgs), total, points, cpu_per_image)
+    curves = seen_curves(tasks, inception_scorer(first, args.device or "cpu", args.data_dir), targets, n_fid)
     proj = projections(curves, costs, ops, per_step)
-    head = (f"## {comp}: FID ({n_fid} generated vs {n_ref} reference images) per image seen, seed {seed}; "
+    head = (f"## {comp}: FID ({n_fid} generated vs {n_ref} reference images) at {where}, seed {seed}; "
             f"cost per step paired on this CPU ({torch.get_num_threads()} threads); {T4.describe()}")
     md = seen_table(curves, costs, ops, proj, per_step, head)
     save_grids(tasks, out)
@@ -570,6 +585,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--images-seen", type=int,
                     help="quality per image seen: train each recipe to this many images (not a clock), FID at "
                          "--points along the way, paired cost per step and the T4 projection")
+    ap.add_argument("--equal-cpu", action="store_true",
+                    help="--images-seen: points at equal CPU time instead (the first recipe's images seen; a "
+                         "recipe whose image costs less here trains on more)")
     ap.add_argument("--points", type=int, default=4, help="--images-seen: FID points (geometric, ending at it)")
     ap.add_argument("--fid-images", type=int, default=500, help="--images-seen: generated images per FID")
     ap.add_argument("--rounds", type=int, default=5, help="--images-seen: interleaved timing rounds")

@@ -91,3 +91,10 @@ def test_smoke_writes_curves_costs_and_the_t4_projection(tmp_path):
     assert report["projection"]["peak_flops"] == 65e12 and report["fid_images"] == 16
     assert "T4 (projected)" in (out / "results-seen.md").read_text()
     assert (out / "curves-seen.png").is_file() and (out / "samples-seen" / "kompete.png").is_file()
+
+
+def test_equal_cpu_targets_give_a_cheaper_recipe_more_images(recipes):
+    same = recipes.curve_targets(["a", "b"], 800, 2, None)
+    assert same == {"a": [400, 800], "b": [400, 800]}
+    scaled = recipes.curve_targets(["a", "b"], 800, 2, {"a": 0.004, "b": 0.001})  # b: a quarter of the CPU an image
+    assert scaled == {"a": [400, 800], "b": [1600, 3200]}
