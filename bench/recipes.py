@@ -375,18 +375,24 @@ def seen_points(total: int, points: int) -> list[int]:
 
 
 def train_to(task, target: int, total: int, clock: dict) -> None:
+    """Steps until `target` images are seen, on the task's own random streams (`clock["rng"]`): noise and flips
+    come from torch's global generator, which the recipes taking turns would otherwise share, making each
+    recipe's curve depend on which others ran beside it."""
+    task.load_rng_state(clock["rng"])
     while task.step_count * task.images_per_step < target:
         set_lrs(task, task.step_count * task.images_per_step / total)
         c = time.process_time()
         task.step(task.next_batch())
         clock["cpu_s"] += time.process_time() - c
+    clock["rng"] = task.rng_state()
 
 
-def seen_curves(tasks: dict, score, targets: dict[str, list[int]], n_fid: int) -> dict[str, list[SeenPoint]]:
+def seen_curves(tasks: dict, streams: dict, score, targets: dict[str, list[int]], n_fid: int
+                ) -> dict[str, list[SeenPoint]]:
     """Each recipe trained to each of its targets (images seen) in turn, all recipes reaching their k-th point
-    before any goes on, and scored there."""
+    before any goes on, and scored there; `streams`: each task's random state as it was built."""
     curves: dict[str, list[SeenPoint]] = {n: [] for n in tasks}
-    clocks = {n: {"cpu_s": 0.0} for n in tasks}
+    clocks = {n: {"cpu_s": 0.0, "rng": streams[n]} for n in tasks}
     for k in range(len(next(iter(targets.values())))):
         for name, task in tasks.items():
             train_to(task, targets[name][k], targets[name][-1], clocks[name])
@@ -483,6 +489,7 @@ def plot_seen(curves: dict, costs: dict, ops: dict, per_step: dict, out: Path) -
         axes[2].plot([s / per_step[name] * ops[name].projected_s for s in seen], fid, "o-", label=name)
     for ax, xl in zip(axes, ("images seen", "CPU seconds (measured, interleaved)", "T4 seconds (projected)")):
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # overlapping minor labels otherwise
         ax.set_xlabel(xl)
         ax.set_ylabel("FID")
         ax.grid(alpha=0.3)
@@ -521,8 +528,14 @@ def seen_main(args, comp: str, prof: dict, recipes: list[Recipe], common: list[s
     first = next(iter(cfgs.values()))
     data = task_class(first).load_data(first, args.data_dir, progress=False)
 
+    streams: dict = {}
+
     def build() -> dict:
-        return {n: build_task(c, make_context(c, args.device or "cpu"), data) for n, c in cfgs.items()}
+        tasks = {}
+        for n, c in cfgs.items():  # each build seeds torch's global streams: keep each task's own
+            tasks[n] = build_task(c, make_context(c, args.device or "cpu"), data)
+            streams[n] = tasks[n].rng_state()
+        return tasks
 
     total, points, n_fid = args.images_seen, args.points, args.fid_images
     n_ref = len(reference_files(first, args.data_dir))
@@ -542,7 +555,8 @@ def seen_main(args, comp: str, prof: dict, recipes: list[Recipe], common: list[s
     per_step = {n: t.images_per_step for n, t in tasks.items()}
     cpu_per_image = {n: costs[n]["cpu_s"] / per_step[n] for n in cfgs} if args.equal_cpu else None
     targets = curve_targets(list(cfgs), total, points, cpu_per_image)
-    curves = seen_curves(tasks, inception_scorer(first, args.device or "cpu", args.data_dir), targets, n_fid)
+    curves = seen_curves(tasks, dict(streams), inception_scorer(first, args.device or "cpu", args.data_dir),
+                         targets, n_fid)
     proj = projections(curves, costs, ops, per_step)
     head = (f"## {comp}: FID ({n_fid} generated vs {n_ref} reference images) at {where}, seed {seed}; "
             f"cost per step paired on this CPU ({torch.get_num_threads()} threads); {T4.describe()}")

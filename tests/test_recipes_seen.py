@@ -98,3 +98,46 @@ def test_equal_cpu_targets_give_a_cheaper_recipe_more_images(recipes):
     assert same == {"a": [400, 800], "b": [400, 800]}
     scaled = recipes.curve_targets(["a", "b"], 800, 2, {"a": 0.004, "b": 0.001})  # b: a quarter of the CPU an image
     assert scaled == {"a": [400, 800], "b": [1600, 3200]}
+
+
+class NoiseTask:
+    """Its 'weights' are the sum of the global noise it drew: a curve that depends on its random stream only."""
+
+    images_per_step = 1
+
+    def __init__(self, seed: int):
+        torch.manual_seed(seed)
+        self.step_count, self.total = 0, 0.0
+
+    def rng_state(self):
+        return {"rng_cpu": torch.get_rng_state()}
+
+    def load_rng_state(self, state):
+        torch.set_rng_state(state["rng_cpu"])
+
+    def next_batch(self):
+        return None
+
+    def step(self, batch):
+        self.total += float(torch.rand(()))
+        self.step_count += 1
+
+    def base_lrs(self):
+        return {}
+
+    def param_groups(self):
+        return {}
+
+    cfg = SimpleNamespace(train=SimpleNamespace(lr_schedule="constant"))
+
+
+def test_a_recipes_curve_does_not_depend_on_the_recipes_beside_it(recipes):
+    def curve_of(names):
+        tasks, streams = {}, {}
+        for n in names:  # as seen_main keeps them: each task's streams right after it is built
+            tasks[n] = NoiseTask(seed=0 if n == "a" else 1)
+            streams[n] = tasks[n].rng_state()
+        scores = recipes.seen_curves(tasks, streams, lambda task, n: (task.total,), {n: [3, 6] for n in names}, 1)
+        return [p.fid for p in scores["a"]]
+
+    assert curve_of(["a"]) == curve_of(["a", "b"])
