@@ -31,7 +31,7 @@ from kompete.config import load_config  # noqa: E402
 from kompete.data.augment import to_uint8  # noqa: E402
 from kompete.generate import GenerateOptions, generate_zip, load_run, write_zip  # noqa: E402
 from kompete.algorithms.base import build_task, task_class  # noqa: E402
-from kompete.train.context import make_context  # noqa: E402
+from kompete.runtime.context import make_context  # noqa: E402
 from kompete.train.budget import make_budget  # noqa: E402
 from kompete.train.trainer import Trainer  # noqa: E402
 

@@ -322,7 +322,7 @@ def part_cyclegan(suite: Suite) -> dict:
 def part_zips(suite: Suite) -> dict:
     from kompete.generate import GenerateOptions, write_zip
     from kompete.algorithms.base import build_task
-    from kompete.train.context import make_context
+    from kompete.runtime.context import make_context
 
     dry = suite.dry
     out = Path(tempfile.mkdtemp(prefix="bench-gpu-zips-"))

@@ -41,8 +41,14 @@ from kompete.train.monitor import read_metrics  # noqa: E402
 from kompete.pipeline import TrainRequest, train  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
+# --smoke: the --images-seen path in seconds (16 px, width 4, 64 images seen, 16 images per FID)
+SMOKE = ["sample-dogs", "--profile", "cpu", "--only", "kompete,ralsgan-public", "--images-seen", "64", "--points", "2",
+         "--fid-images", "16", "--rounds", "2", "--round-steps", "1",
+         "--set", "data.image_size=16", "--set", "train.g_channels=4", "--set", "train.d_channels=4",
+         "--set", "data.sample.n_images=64", "--set", "data.sample.image_size=32", "--set", "metric.reference_limit=24"]
 RECIPE_FILES = {"sample-dogs": "dogs.yaml", "generative-dog-images": "dogs.yaml",
-                "sample-monet": "monet.yaml", "gan-getting-started": "monet.yaml"}
+                "sample-monet": "monet.yaml", "gan-getting-started": "monet.yaml",
+                "clipart32": "dogs.yaml", "clipart64": "dogs.yaml"}  # bench/realdata.py's real-image set
 
 
 @dataclass
@@ -264,6 +270,333 @@ def plot(results: dict[str, list[RunResult]], out: Path) -> None:
         plt.close(fig)
 
 
+# =============================================================================== quality per image seen x cost
+# The wall-clock tournament above measures the machine's load as much as the recipe. This mode separates the two:
+# FID as a function of images seen (the same on any device, for a given size and batch), times the cost of one
+# step on each device (measured here, paired and interleaved; projected for a T4 from FLOPs and bytes).
+
+
+@dataclass(frozen=True)
+class Device:
+    """A roofline for projecting a step's time from its operations (every figure printed with the results)."""
+
+    name: str
+    peak_flops: float  # dense fp16 tensor-core FLOP/s
+    bandwidth: float  # bytes/s of device memory
+    flop_efficiency: float  # share of peak a small conv / matmul reaches
+    memory_efficiency: float  # share of the bandwidth an elementwise kernel reaches
+    op_overhead_s: float  # host time to launch one eager op (dispatch + launch): a floor when kernels are tiny
+    amp_bytes: float  # floating traffic under AMP against fp32 (activations fp16, weights and Adam state fp32)
+
+    def describe(self) -> str:
+        return (f"{self.name}: {self.peak_flops / 1e12:g} TFLOP/s fp16 x {self.flop_efficiency:g}, "
+                f"{self.bandwidth / 1e9:g} GB/s x {self.memory_efficiency:g}, {self.op_overhead_s * 1e6:g} us per "
+                f"eager op (launch + dispatch, overlapping the kernels), AMP bytes x{self.amp_bytes:g}; step = "
+                f"max(sum over ops of max(FLOPs/peak, bytes/bandwidth), ops x launch)")
+
+
+T4 = Device("T4 (projected)", 65e12, 320e9, 0.35, 0.7, 10e-6, 0.6)
+
+
+@dataclass
+class StepCost:
+    ops: int
+    flops: float
+    bytes: float
+    kernel_s: float  # on the projected device, kernels alone
+    projected_s: float
+
+
+def measure_operations(task, device: Device) -> StepCost:
+    """One step under a dispatch mode that counts every aten op's FLOPs (torch's formulas) and bytes read and
+    written (its tensor arguments and results; views move nothing): an upper bound on traffic (no fusion)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_flatten
+    from torch.utils.flop_counter import flop_registry
+
+    rows: list[tuple[float, float]] = []
+
+    class Count(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            if getattr(func, "is_view", False):
+                return out
+            packet = func._overloadpacket
+            flops = float(flop_registry[packet](*args, **kwargs, out_val=out)) if packet in flop_registry else 0.0
+            tensors = [t for t in tree_flatten((args, kwargs, out))[0] if isinstance(t, torch.Tensor)]
+            nbytes = sum(t.numel() * t.element_size() * (device.amp_bytes if t.is_floating_point() else 1.0)
+                         for t in tensors)
+            rows.append((flops, nbytes))
+            return out
+
+    for name in ("opt_g", "opt_d"):  # on CUDA the tasks use fused Adam (one kernel per optimiser): count that
+        opt = getattr(task, name, None)
+        if isinstance(opt, torch.optim.Adam):
+            d = opt.defaults
+            setattr(task, name, torch.optim.Adam([p for g in opt.param_groups for p in g["params"]], d["lr"],
+                                                 betas=d["betas"], fused=True))
+    batch = task.next_batch()
+    with Count():
+        task.step(batch)
+    flop_rate = device.peak_flops * device.flop_efficiency
+    byte_rate = device.bandwidth * device.memory_efficiency
+    kernel = sum(max(f / flop_rate, b / byte_rate) for f, b in rows)
+    return StepCost(len(rows), sum(f for f, _ in rows), sum(b for _, b in rows), kernel,
+                    max(kernel, len(rows) * device.op_overhead_s))
+
+
+def paired_step_times(tasks: dict, rounds: int, steps: int) -> dict[str, dict[str, float]]:
+    """Median wall and CPU seconds per step of each recipe, measured in interleaved rounds (the order rotates
+    each round) so that a change in the machine's load hits every recipe alike."""
+    names = list(tasks)
+    wall: dict[str, list[float]] = {n: [] for n in names}
+    cpu: dict[str, list[float]] = {n: [] for n in names}
+    for name in names:  # warm-up: allocator, first-call paths
+        tasks[name].step(tasks[name].next_batch())
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            task = tasks[name]
+            w, c = time.perf_counter(), time.process_time()
+            for _ in range(steps):
+                task.step(task.next_batch())
+            wall[name].append((time.perf_counter() - w) / steps)
+            cpu[name].append((time.process_time() - c) / steps)
+    return {n: {"wall_s": float(np.median(wall[n])), "cpu_s": float(np.median(cpu[n])),
+                "wall_spread": float(np.std(wall[n]) / max(np.mean(wall[n]), 1e-12))} for n in names}
+
+
+@dataclass
+class SeenPoint:
+    images_seen: int
+    steps: int
+    cpu_s: float  # CPU seconds of training steps so far (this process, interleaved with the other recipes)
+    fid: float
+
+
+def set_lrs(task, progress: float) -> None:
+    """The Trainer's schedule, over images seen instead of the clock."""
+    from kompete.train.schedule import lr_factor
+
+    factor = lr_factor(task.cfg.train, progress)
+    base = task.base_lrs()
+    for name, groups in task.param_groups().items():
+        for group in groups:
+            group["lr"] = base[name] * factor
+
+
+def seen_points(total: int, points: int) -> list[int]:
+    """Geometric: total/2**(points-1), ..., total/2, total (curves are read on a log axis)."""
+    return [max(1, int(total / 2 ** (points - 1 - i))) for i in range(points)]
+
+
+def train_to(task, target: int, total: int, clock: dict) -> None:
+    """Steps until `target` images are seen, on the task's own random streams (`clock["rng"]`): noise and flips
+    come from torch's global generator, which the recipes taking turns would otherwise share, making each
+    recipe's curve depend on which others ran beside it."""
+    task.load_rng_state(clock["rng"])
+    while task.step_count * task.images_per_step < target:
+        set_lrs(task, task.step_count * task.images_per_step / total)
+        c = time.process_time()
+        task.step(task.next_batch())
+        clock["cpu_s"] += time.process_time() - c
+    clock["rng"] = task.rng_state()
+
+
+def seen_curves(tasks: dict, streams: dict, score, targets: dict[str, list[int]], n_fid: int
+                ) -> dict[str, list[SeenPoint]]:
+    """Each recipe trained to each of its targets (images seen) in turn, all recipes reaching their k-th point
+    before any goes on, and scored there; `streams`: each task's random state as it was built."""
+    curves: dict[str, list[SeenPoint]] = {n: [] for n in tasks}
+    clocks = {n: {"cpu_s": 0.0, "rng": streams[n]} for n in tasks}
+    for k in range(len(next(iter(targets.values())))):
+        for name, task in tasks.items():
+            train_to(task, targets[name][k], targets[name][-1], clocks[name])
+            fid = float(score(task, n_fid)[0])
+            seen = task.step_count * task.images_per_step
+            curves[name].append(SeenPoint(seen, task.step_count, clocks[name]["cpu_s"], fid))
+            print(f"  {name}: {seen} images seen ({task.step_count} steps, {clocks[name]['cpu_s']:.0f} CPU s): "
+                  f"FID {fid:.1f}", flush=True)
+    return curves
+
+
+def curve_targets(names: list[str], total: int, points: int, cpu_per_image: dict | None) -> dict[str, list[int]]:
+    """The same images-seen points for every recipe; or, with `cpu_per_image` (--equal-cpu), points at the same
+    CPU time: the first recipe's points, each other recipe's scaled by how much cheaper an image is for it."""
+    ref = names[0]
+    scale = {n: cpu_per_image[ref] / cpu_per_image[n] if cpu_per_image else 1.0 for n in names}
+    return {n: seen_points(max(1, int(total * scale[n])), points) for n in names}
+
+
+def fid_at(curve: list[SeenPoint], images: float) -> tuple[float, str]:
+    """FID interpolated on log(images seen); beyond the last point the last FID, marked (not extrapolated)."""
+    xs, ys = np.log([p.images_seen for p in curve]), [p.fid for p in curve]
+    if images >= curve[-1].images_seen:
+        return ys[-1], ">="
+    if images <= curve[0].images_seen:
+        return ys[0], "<="
+    return float(np.interp(np.log(images), xs, ys)), ""
+
+
+BUDGETS = {"dogs 9 h T4": ("t4", 9 * 3600.0), "Monet 5 h T4": ("t4", 5 * 3600.0), "samples 10 min CPU": ("cpu", 600.0)}
+
+
+def projections(curves: dict, costs: dict, ops: dict, per_step: dict) -> dict[str, dict]:
+    """For each recipe: images/s on this CPU (measured) and on a T4 (projected), FID at equal CPU time (the time
+    the cheapest recipe needs for the whole curve) and at each budget of BUDGETS."""
+    cpu_per_image = {n: costs[n]["cpu_s"] / per_step[n] for n in curves}
+    equal_cpu = min(cpu_per_image[n] * curves[n][-1].images_seen for n in curves)
+    out = {}
+    for name, curve in curves.items():
+        rate = {"cpu": per_step[name] / costs[name]["wall_s"], "t4": per_step[name] / ops[name].projected_s}
+        row = {"images_per_s_cpu": rate["cpu"], "images_per_s_t4": rate["t4"],
+               "fid_equal_images": curve[-1].fid, "equal_cpu_s": equal_cpu}
+        row["fid_equal_cpu"], row["equal_cpu_mark"] = fid_at(curve, equal_cpu / cpu_per_image[name])
+        for label, (dev, seconds) in BUDGETS.items():
+            images = seconds * rate[dev]
+            fid, mark = fid_at(curve, images)
+            row[label] = {"images": images, "fid": fid, "mark": mark}
+        out[name] = row
+    return out
+
+
+def ranking(proj: dict, key: str) -> list[str]:
+    return sorted(proj, key=lambda n: proj[n][key]["fid"] if isinstance(proj[n][key], dict) else proj[n][key])
+
+
+def seen_table(curves: dict, costs: dict, ops: dict, proj: dict, per_step: dict, head: str) -> str:
+    first = next(iter(curves.values()))
+    same = all([p.images_seen for p in c] == [p.images_seen for p in first] for c in curves.values())
+    at = " | ".join(f"FID @{p.images_seen}" if same else f"FID (images) @{p.cpu_s:.0f} CPU s" for p in first)
+    lines = [head, "", "| recipe | images/step | CPU s/step (wall) | img/s here (wall) | ops/step | GFLOP/step | "
+             f"MB/step | T4 img/s (proj.) | {at} | FID @equal CPU time |",
+             "|---" * (9 + at.count("@")) + "|"]
+    for n, curve in curves.items():
+        c, o, p = costs[n], ops[n], proj[n]
+        fids = " | ".join(f"{q.fid:.1f}" if same else f"{q.fid:.1f} ({q.images_seen})" for q in curve)
+        lines.append(f"| {n} | {per_step[n]} | {c['cpu_s']:.3f} ({c['wall_s']:.3f}) | {p['images_per_s_cpu']:.0f} | "
+                     f"{o.ops} | {o.flops / 1e9:.2f} | {o.bytes / 1e6:.0f} | {p['images_per_s_t4']:.0f} | {fids} | "
+                     f"{p['equal_cpu_mark']}{p['fid_equal_cpu']:.1f} |")
+    any_row = next(iter(proj.values()))
+    lines += ["", f"FID at equal CPU time: {any_row['equal_cpu_s']:.3g} CPU s (what the cheapest recipe spent on the "
+              "whole curve); each recipe's images at that time from its measured CPU s/image.", "",
+              "| budget | " + " | ".join(curves) + " | ranking |", "|---" * (len(curves) + 2) + "|"]
+    for label in BUDGETS:
+        cells = [f"{proj[n][label]['mark']}{proj[n][label]['fid']:.1f} ({proj[n][label]['images']:.3g} img)"
+                 for n in curves]
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {' < '.join(ranking(proj, label))} |")
+    lines += ["", "Marks: '>=' the budget buys more images than the curve measured: the last FID is shown, not an "
+              "extrapolation (a longer run may do better or collapse); '<=' fewer than the first point."]
+    return "\n".join(lines)
+
+
+def plot_seen(curves: dict, costs: dict, ops: dict, per_step: dict, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for name, curve in curves.items():
+        seen = [p.images_seen for p in curve]
+        fid = [p.fid for p in curve]
+        axes[0].plot(seen, fid, "o-", label=name)
+        axes[1].plot([p.cpu_s for p in curve], fid, "o-", label=name)
+        axes[2].plot([s / per_step[name] * ops[name].projected_s for s in seen], fid, "o-", label=name)
+    for ax, xl in zip(axes, ("images seen", "CPU seconds (measured, interleaved)", "T4 seconds (projected)")):
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # overlapping minor labels otherwise
+        ax.set_xlabel(xl)
+        ax.set_ylabel("FID")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "curves-seen.png", dpi=90)
+    plt.close(fig)
+
+
+def save_grids(tasks: dict, out: Path) -> None:
+    from kompete.train.monitor import save_grid
+
+    for name, task in tasks.items():
+        save_grid(task.sample_grid(), out / "samples-seen" / f"{name}.png")
+
+
+def seen_main(args, comp: str, prof: dict, recipes: list[Recipe], common: list[str], out: Path) -> int:
+    """--images-seen: paired cost per step, operation counts with the T4 projection, FID curves; JSON + md + png."""
+    from kompete.algorithms.base import build_task, task_class
+    from kompete.data import reference_files
+    from kompete.metrics.evaluation import inception_scorer
+    from kompete.runtime.context import make_context
+
+    seed = int(args.seeds.split(",")[0]) if args.seeds else int(list(prof.get("seeds", [0]))[0])
+    cfgs, used = {}, {}
+    for recipe in recipes:
+        overrides, notes = resolve(comp, recipe, common)
+        for note in notes:
+            print(f"  {recipe.name}: {note}")
+        if overrides is not None:
+            used[recipe.name] = overrides[len(common):]  # the recipe's own items, after the shared ones
+            cfgs[recipe.name] = load_config(comp, overrides + [f"train.seed={seed}"])
+    if not cfgs:
+        print("Error: no recipe left to run", file=sys.stderr)
+        return 2
+    first = next(iter(cfgs.values()))
+    data = task_class(first).load_data(first, args.data_dir, progress=False)
+
+    streams: dict = {}
+
+    def build() -> dict:
+        tasks = {}
+        for n, c in cfgs.items():  # each build seeds torch's global streams: keep each task's own
+            tasks[n] = build_task(c, make_context(c, args.device or "cpu"), data)
+            streams[n] = tasks[n].rng_state()
+        return tasks
+
+    total, points, n_fid = args.images_seen, args.points, args.fid_images
+    n_ref = len(reference_files(first, args.data_dir))
+    n_ref = min(n_ref, first.metric.reference_limit) if first.metric.reference_limit else n_ref
+    where = (f"equal CPU time (the points of {next(iter(cfgs))} at {seen_points(total, points)} images seen)"
+             if args.equal_cpu else f"{seen_points(total, points)} images seen")
+    print(f"{comp}: {len(cfgs)} recipes, seed {seed}, {torch.get_num_threads()} threads; FID of {n_fid} generated "
+          f"images against {n_ref} reference images ({first.metric.reference}) at {where}\n{T4.describe()}",
+          flush=True)
+    costs = paired_step_times(build(), args.rounds, args.round_steps)
+    ops = {n: measure_operations(t, T4) for n, t in build().items()}
+    for n in cfgs:
+        print(f"  {n}: {costs[n]['cpu_s']:.3f} CPU s a step here ({costs[n]['wall_s']:.3f} wall, spread "
+              f"{costs[n]['wall_spread']:.0%}); {ops[n].ops} ops, {ops[n].flops / 1e9:.2f} GFLOP: "
+              f"{ops[n].projected_s * 1e3:.2f} ms on a T4 (projected)", flush=True)
+    tasks = build()
+    per_step = {n: t.images_per_step for n, t in tasks.items()}
+    cpu_per_image = {n: costs[n]["cpu_s"] / per_step[n] for n in cfgs} if args.equal_cpu else None
+    targets = curve_targets(list(cfgs), total, points, cpu_per_image)
+    curves = seen_curves(tasks, dict(streams), inception_scorer(first, args.device or "cpu", args.data_dir),
+                         targets, n_fid)
+    proj = projections(curves, costs, ops, per_step)
+    head = (f"## {comp}: FID ({n_fid} generated vs {n_ref} reference images) at {where}, seed {seed}; "
+            f"cost per step paired on this CPU ({torch.get_num_threads()} threads); {T4.describe()}")
+    md = seen_table(curves, costs, ops, proj, per_step, head)
+    save_grids(tasks, out)
+    plot_seen(curves, costs, ops, per_step, out)
+    report = {"competition": comp, "seed": seed, "fid_images": n_fid, "reference_images": n_ref,
+              "threads": torch.get_num_threads(), "projection": T4.__dict__, "costs": costs,
+              "operations": {n: o.__dict__ for n, o in ops.items()}, "images_per_step": per_step,
+              "curves": {n: [p.__dict__ for p in c] for n, c in curves.items()}, "projections": proj,
+              "common_overrides": common, "recipe_overrides": used}
+    paths_write(out / "results-seen.json", json.dumps(report, indent=1))
+    paths_write(out / "results-seen.md", md + "\n")
+    print(md)
+    print(f"written: {out}/results-seen.md, results-seen.json, curves-seen.png, samples-seen/")
+    return 0
+
+
+def paths_write(path: Path, text: str) -> None:
+    from kompete.paths import write_text_atomic
+
+    write_text_atomic(path, text)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("competition", nargs="?", help="name or YAML; none: a tiny smoke run of both samples")
@@ -277,9 +610,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-dir")
     ap.add_argument("--device")
     ap.add_argument("--out", type=Path, default=Path("bench-results/recipes"))
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="an override for every recipe, after the profile's (repeatable)")
+    ap.add_argument("--images-seen", type=int,
+                    help="quality per image seen: train each recipe to this many images (not a clock), FID at "
+                         "--points along the way, paired cost per step and the T4 projection")
+    ap.add_argument("--equal-cpu", action="store_true",
+                    help="--images-seen: points at equal CPU time instead (the first recipe's images seen; a "
+                         "recipe whose image costs less here trains on more)")
+    ap.add_argument("--points", type=int, default=4, help="--images-seen: FID points (geometric, ending at it)")
+    ap.add_argument("--fid-images", type=int, default=500, help="--images-seen: generated images per FID")
+    ap.add_argument("--rounds", type=int, default=5, help="--images-seen: interleaved timing rounds")
+    ap.add_argument("--round-steps", type=int, default=5, help="--images-seen: steps per recipe per round")
+    ap.add_argument("--smoke", action="store_true", help="seconds: the --images-seen path on tiny sizes")
     ap.add_argument("--merge", action="store_true",
                     help="keep the earlier results.json rows of recipes not run this time (e.g. after --only)")
     args = ap.parse_args(argv)
+    if args.smoke:
+        return main(SMOKE + ["--out", str(args.out / "smoke")])
     if args.competition is None:  # `make bench`: prove the path on both samples, cheaply
         rc = 0
         for comp in ("sample-dogs", "sample-monet"):
@@ -306,8 +654,11 @@ def main(argv: list[str] | None = None) -> int:
         recipes = [r for r in recipes if r.name in wanted]
     comp_arg = comp
     common = base_overrides(raw.get("base") if Path(comp).stem != raw.get("base") else None) + list(prof.get("set", []))
+    common += args.set
     out = args.out / Path(comp).stem
     out.mkdir(parents=True, exist_ok=True)
+    if args.images_seen:
+        return seen_main(args, comp, prof, recipes, common, out)
     print(f"{comp}: {len(recipes)} recipes, profile {profile}, {prof.get('budget_s')} s each, seeds {seeds}, "
           f"{prof.get('n_images')} images scored, {torch.get_num_threads()} threads")
     results: dict[str, list[RunResult]] = {}

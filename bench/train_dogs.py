@@ -28,7 +28,7 @@ from kompete.config import load_config  # noqa: E402
 from kompete import losses  # noqa: E402
 from kompete.models import GAN_NETWORKS  # noqa: E402
 from kompete.algorithms.base import build_task, task_class  # noqa: E402
-from kompete.train.context import make_context  # noqa: E402
+from kompete.runtime.context import make_context  # noqa: E402
 from kompete.train.budget import make_budget  # noqa: E402
 from kompete.train.trainer import Trainer  # noqa: E402
 

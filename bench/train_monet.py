@@ -31,7 +31,7 @@ from kompete.algorithms.base import build_task  # noqa: E402
 from kompete.config import config_from_dict  # noqa: E402
 from kompete.data.images import DomainPair, ImageSet  # noqa: E402
 from kompete.models.cyclegan import CycleGan  # noqa: E402
-from kompete.train.context import make_context  # noqa: E402
+from kompete.runtime.context import make_context  # noqa: E402
 
 MODELS = ("cyclegan", "cut", "fastcut")
 

@@ -63,7 +63,7 @@ def main() -> None:
     os.environ["KOMPETE_CACHE_DIR"] = str(tmp / "cache")
     from kompete.config import config_from_dict
     from kompete.generate import GenerateOptions, write_zip
-    from kompete.train.context import make_context
+    from kompete.runtime.context import make_context
     from kompete.algorithms.cyclegan.task import CycleGanTask
 
     try:

@@ -102,6 +102,18 @@ class MetricConfig:
 
 
 @dataclass(frozen=True)
+class PlateauConfig:
+    """train.plateau: what to do when the in-training score (eval.*) stops improving; off while patience is 0."""
+
+    patience: int = opt(0, "evaluations without a new best score before acting (0 = off; needs eval.every_*)", ge=0)
+    action: Literal["lower_lr", "stop"] = opt("lower_lr", "lower_lr: multiply the learning rates by `factor`; "
+                                                          "stop: end training (the best checkpoint is kept)")
+    factor: float = opt(0.5, "lower_lr: the multiplier", gt=0, le=1)
+    max_lowerings: int = opt(3, "lower_lr: after this many lowerings the next plateau stops training", ge=0)
+    min_delta: float = opt(0.0, "a score must beat the best by more than this to count as an improvement", ge=0)
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """The loop's settings, shared by every algorithm; an algorithm's own keys are in its section."""
 
@@ -136,6 +148,7 @@ class TrainConfig:
     keep_checkpoints: int = opt(2, "checkpoints kept in the run folder", ge=1)
     safety_margin_s: float = opt(120.0, "seconds kept free before the deadline besides generation", ge=0)
     nan_retries: int = opt(3, "restores from the last checkpoint (lr halved) before a non-finite loss stops", ge=0)
+    plateau: PlateauConfig = opt(PlateauConfig(), "lower the lr or stop when the in-training score stalls")
 
 
 DEFAULT_MODELS = {"generate": "dcgan", "translate": "cyclegan"}  # train.model when a YAML leaves it out
@@ -610,6 +623,9 @@ def _check_names(cfg: Config, origin: str) -> None:
     if problem := cfg.spec.check(cfg.algo):
         key, what = problem
         raise ConfigError(f"{_where(origin, f'{cfg.spec.name}.{key}')}: '{cfg.spec.name}.{key}' {what}")
+    if cfg.train.plateau.patience and not cfg.eval.enabled:
+        raise ConfigError(f"{_where(origin, 'train.plateau.patience')}: 'train.plateau' acts on in-training "
+                          "scores; set eval.every_minutes or eval.every_epochs too")
     # whether the model is conditional (and which classes exist) is known only with the data or a checkpoint:
     # the Task checks that when it is built, before any training
     for key, used in (("generate.class_counts", bool(cfg.generate.class_counts)),

@@ -53,7 +53,7 @@ def error_of(name: str, *sets: str) -> str:
 
 def test_an_option_of_another_network_is_an_error_naming_the_key_and_the_network():
     msg = error_of("generative-dog-images", "train.model=dcgan", "gan.self_attention=false")
-    assert "'gan.self_attention' is an option of sngan, not of dcgan" in msg and "--set gan.self_attention" in msg
+    assert "'gan.self_attention' is an option of biggan, sngan, not of dcgan" in msg and "--set gan.self_attention" in msg
     assert "unknown key 'w_dim' in gan" in error_of("sample-dogs", "gan.w_dim=7")
     # a saved sngan config switched to dcgan keeps working: its sngan keys are at their defaults
     switched = load_config("generative-dog-images", ["train.model=dcgan"])

@@ -19,6 +19,7 @@ from kompete.train import state as ckpt
 from kompete.train.budget import Budget, set_closing_reserve, set_reserve
 from kompete.train.callbacks import Callback, default_callbacks
 from kompete.runtime.context import Context, make_context
+from kompete.train.plateau import plateau_callbacks
 from kompete.train.trainer import Trainer, TrainResult
 
 
@@ -93,7 +94,7 @@ def train_run(cfg: Config, run_dir: str | Path, budget: Budget, data_dir: str | 
             ctx.barrier()
         lines = [] if progress else [ProgressLines(float(os.environ.get(PROGRESS_ENV, PROGRESS_S)))]
         trainer = Trainer(cfg, task, run_dir, budget, progress=progress, max_steps=max_steps,
-                          callbacks=[*callbacks, *default_callbacks(), *lines])
+                          callbacks=[*callbacks, *plateau_callbacks(cfg), *default_callbacks(), *lines])
         source = resume if resume is not None else (run_dir if ckpt.list_checkpoints(run_dir) else None)
         ctx.barrier()  # every rank has looked for checkpoints before rank 0 can write its step-0 one
         if ctx.is_main:

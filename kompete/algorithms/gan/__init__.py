@@ -1,5 +1,6 @@
 """The noise -> image GAN family: DCGAN, SN-GAN (self-attention, pixel norm, minibatch std), the vanilla GAN
-of Goodfellow et al. 2014, each with a class-conditional `_cond` twin (projection D)."""
+of Goodfellow et al. 2014, BigGAN/SAGAN-style residual networks, each with a class-conditional `_cond` twin
+(projection D)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,13 @@ class SnganOptions:
     minibatch_std: bool = opt(True, "minibatch standard deviation feature in D")
 
 
+@dataclass(frozen=True)
+class BigganOptions:
+    """biggan's own keys in the `gan:` section (models/biggan.py reads them)."""
+
+    self_attention: bool = opt(True, "self-attention block at 32x32 in G and D (D has 32x32 maps from 64 px up)")
+
+
 def _task_class() -> type:
     from kompete.algorithms.gan.task import GanTask
 
@@ -36,7 +44,7 @@ def _task_class() -> type:
 
 # The network families (kompete/models/<family>.py registers its builder with `gan_family`), each with the
 # dataclass of its own `gan:` keys (None: only the shared ones). A new network: its module, one line here.
-FAMILIES: dict[str, type | None] = {"dcgan": None, "sngan": SnganOptions, "vanilla": None}
+FAMILIES: dict[str, type | None] = {"dcgan": None, "sngan": SnganOptions, "vanilla": None, "biggan": BigganOptions}
 
 SPEC = register(AlgorithmSpec(
     name="gan", task="generate", section=GanConfig,
