@@ -12,9 +12,9 @@ The 1-minute load average and the thread count go with every table, so a reader 
     h.compare("warm scoring", {"floor": run_floor, "kompete": run_warm}, baseline="floor", units=n)
     h.finish()        # prints the tables, writes <out>/<name>.json and <out>/<name>.md
 
-A case is a callable; it may return the seconds it measured itself (e.g. after a warm-up), which then
-replace the wall time of the call. CPU time is this process's (`time.process_time`: all its threads,
-not DataLoader workers or child processes).
+A case is a callable; if it returns a number, that is the seconds it measured itself (e.g. after a warm-up), which then
+replace the wall time of the call. CPU time is this process's (all its threads) plus that of the child
+processes that ended during the call (subprocesses, DataLoader workers that were shut down).
 """
 
 from __future__ import annotations
@@ -63,25 +63,35 @@ def machine() -> dict[str, object]:
 
 @dataclass
 class Comparison:
-    """One table: every case's per-round seconds, and each case's per-round ratio to the baseline."""
+    """One table: every case's per-round seconds, and each case's per-round ratio to the baseline.
+
+    `units` (images, steps, ...) is one count for every case or a count per case; with counts per case
+    the ratio compares seconds per unit, so a baseline run on fewer images is still a fair comparison.
+    """
     title: str
     baseline: str
-    units: float | None
+    units: float | dict[str, float] | None
     unit_name: str
     wall: dict[str, list[float]] = field(default_factory=dict)
     cpu: dict[str, list[float]] = field(default_factory=dict)
     load: list[float | None] = field(default_factory=list)
 
+    def units_of(self, case: str) -> float | None:
+        return self.units.get(case) if isinstance(self.units, dict) else self.units
+
     def ratios(self, case: str) -> list[float]:
-        """case seconds / baseline seconds, round by round (both ran back to back in each round)."""
-        return [c / b for c, b in zip(self.wall[case], self.wall[self.baseline]) if b > 0]
+        """case seconds / baseline seconds (per unit when counts differ), round by round."""
+        per_c, per_b = self.units_of(case) or 1, self.units_of(self.baseline) or 1
+        return [(c / per_c) / (b / per_b) for c, b in zip(self.wall[case], self.wall[self.baseline]) if b > 0]
 
     def summary(self) -> dict[str, dict[str, object]]:
         out = {}
         for case, walls in self.wall.items():
             row: dict[str, object] = {"wall_s": spread(walls), "cpu_s": spread(self.cpu[case])}
-            if self.units:
-                row[f"{self.unit_name}_per_s"] = spread([self.units / w for w in walls if w > 0])
+            units = self.units_of(case)
+            if units:
+                row["units"] = units
+                row[f"{self.unit_name}_per_s"] = spread([units / w for w in walls if w > 0])
             if case != self.baseline:
                 row["ratio"] = spread(self.ratios(case))
             out[case] = row
@@ -94,11 +104,17 @@ def spread(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process (all threads) and of its children that have ended (workers, subprocesses)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def run_case(fn: Case) -> tuple[float, float]:
-    cpu, wall = time.process_time(), time.perf_counter()
+    cpu, wall = cpu_seconds(), time.perf_counter()
     own = fn()
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return (float(own) if own is not None else wall), cpu
+    wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
+    return (float(own) if isinstance(own, (int, float)) and not isinstance(own, bool) else wall), cpu
 
 
 class Harness:
@@ -114,7 +130,8 @@ class Harness:
         self.started = time.perf_counter()
         self.load_at_start = load_average()
 
-    def compare(self, title: str, cases: dict[str, Case], baseline: str | None = None, units: float | None = None,
+    def compare(self, title: str, cases: dict[str, Case], baseline: str | None = None,
+                units: float | dict[str, float] | None = None,
                 unit_name: str = "images", rounds: int | None = None) -> Comparison:
         """Run every case once per round, rotating the order; ratios are against `baseline` (the first case)."""
         names = list(cases)
@@ -170,10 +187,13 @@ def table(comp: Comparison) -> str:
     head = (f"### {comp.title}\n{len(comp.load)} interleaved rounds, load "
             f"{min(loads, default=float('nan')):.2f}-{max(loads, default=float('nan')):.2f}; "
             f"ratio = case / {comp.baseline}, per round\n\n")
-    rate = f"{comp.unit_name}/s" if comp.units else ""
-    lines = [f"| case | wall s | cpu s | {rate or '-'} | ratio |", "|---|---|---|---|---|"]
+    per_unit = " per unit" if isinstance(comp.units, dict) else ""
+    head = head.replace(f"ratio = case / {comp.baseline}", f"ratio = case / {comp.baseline}{per_unit}")
+    lines = [f"| case | wall s | cpu s | {comp.unit_name + '/s' if comp.units else '-'} | ratio |",
+             "|---|---|---|---|---|"]
     for case, row in comp.summary().items():
-        per_s = fmt(row[f"{comp.unit_name}_per_s"]) if comp.units else "-"
+        key = f"{comp.unit_name}_per_s"
+        per_s = f"{fmt(row[key])} ({row['units']:g})" if key in row else "-"
         ratio = fmt(row["ratio"]) + "x" if "ratio" in row else "1 (baseline)"
         lines.append(f"| {case} | {fmt(row['wall_s'])} | {fmt(row['cpu_s'])} | {per_s} | {ratio} |")
     return head + "\n".join(lines) + "\n"
