@@ -132,9 +132,13 @@ class Harness:
 
     def compare(self, title: str, cases: dict[str, Case], baseline: str | None = None,
                 units: float | dict[str, float] | None = None,
-                unit_name: str = "images", rounds: int | None = None) -> Comparison:
-        """Run every case once per round, rotating the order; ratios are against `baseline` (the first case)."""
+                unit_name: str = "images", rounds: int | None = None, warmup: bool = False) -> Comparison:
+        """Run every case once per round, rotating the order; ratios are against `baseline` (the first case).
+        `warmup` runs each case once untimed first (imports, allocator, caches)."""
         names = list(cases)
+        if warmup:
+            for name in names:
+                cases[name]()
         comp = Comparison(title, baseline or names[0], units, unit_name,
                           wall={n: [] for n in names}, cpu={n: [] for n in names})
         for r in range(rounds or self.rounds):
