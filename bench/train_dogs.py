@@ -18,7 +18,9 @@ the same networks and device batches (no data loading, no logging), the generato
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -205,15 +207,17 @@ def main(argv: list[str] | None = None) -> None:
         seconds, peaks[name] = fn(cfg, data, steps, warmup, *extra)
         return seconds
 
+    runs = Path(tempfile.mkdtemp(prefix="kompete-bench-train-"))  # a fresh run folder per round: no resume
     rounds = iter(range(1000))
     h.compare("training loop, images/s of real images D sees", {
         "plain fp32 loop": lambda: run("plain", bench_plain, args.workers),
-        "kompete Trainer": lambda: run("kompete", bench_kompete, args.out / "train_dogs-runs" / str(next(rounds)))},
+        "kompete Trainer": lambda: run("kompete", bench_kompete, runs / str(next(rounds)))},
         units=steps * t.batch_size * t.d_steps)
     h.compare("the step alone, same networks and batches (no data loading, no logging)", step_cases(cfg, data, steps),
               units=steps * t.batch_size * t.d_steps)
     h.note("peak GPU memory GiB (last round)", {k: round(v, 2) for k, v in peaks.items()})
     h.finish()
+    shutil.rmtree(runs, ignore_errors=True)
 
 
 def recipe_settings() -> list[str]:
