@@ -21,7 +21,7 @@ from bench.harness import Harness, bench_arguments  # noqa: E402
 from kompete.config import load_config  # noqa: E402
 from kompete.data import prepare_images  # noqa: E402
 from kompete.metrics.features import extract_features, load_inception  # noqa: E402
-from kompete.metrics.fid import frechet_distance, statistics  # noqa: E402
+from kompete.metrics.fid import frechet_distance_to, statistics  # noqa: E402
 from kompete.metrics.weights import find_weights  # noqa: E402
 
 
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     h.note("per-image feature difference, median relative L2", f"{np.median(rel) * 100:.1f} %")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # n < 2048: a rank-deficient covariance, fine for a comparison
-        fid = {k: float(frechet_distance(*statistics(feats[k]), *statistics(feats[k + " b"])))
+        fid = {k: frechet_distance_to(feats[k], *statistics(feats[k + " b"]))  # n < 2048: the n x n path
                for k in ("pytorch-fid", "tf")}
     h.note("FID half vs half", f"pytorch-fid {fid['pytorch-fid']:.2f}, tf {fid['tf']:.2f} "
                                f"({fid['tf'] / fid['pytorch-fid'] - 1:+.2%})")
