@@ -1,60 +1,64 @@
 """Start-up cost of the commands that only read YAML: `kompete competitions`, `kompete config NAME` and
-`kompete --help` against `kaggle --version`, as wall time and peak memory (median of --repeats runs).
+`kompete --help` against `kaggle --version`, as wall time (interleaved rounds, ratio to kaggle) and peak memory.
 
 Goal (issue 12): under 0.5 s and 150 MB on the 2-core development machines.
 
-    python bench/cli_startup.py [--repeats 5]
+    python bench/cli_startup.py [--rounds 5]
+    python bench/cli_startup.py --smoke
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import subprocess
+import shutil
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench.harness import Harness, bench_arguments  # noqa: E402
 
 
-def measure(cmd: list[str], repeats: int) -> tuple[float, float]:
-    """Median wall seconds and median peak RSS (MB) of `cmd` run as a child process."""
-    walls, peaks = [], []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        pid = os.fork()
-        if pid == 0:
-            fd = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(fd, 1)
-            os.dup2(fd, 2)
-            os.execvp(cmd[0], cmd)
-        _, status, usage = os.wait4(pid, 0)
-        walls.append(time.perf_counter() - start)
-        peaks.append(usage.ru_maxrss / 1024)  # kB on Linux
-    return statistics.median(walls), statistics.median(peaks)
+def run_child(cmd: list[str], peaks: list[float]) -> None:
+    """Run `cmd` silenced as a child process; its peak RSS (MB) goes into `peaks`."""
+    pid = os.fork()
+    if pid == 0:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.execvp(cmd[0], cmd)
+    _, status, usage = os.wait4(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed (exit {os.waitstatus_to_exitcode(status)})")
+    peaks.append(usage.ru_maxrss / 1024)  # kB on Linux
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--repeats", type=int, default=5)
-    a = ap.parse_args()
+    bench_arguments(ap, rounds=5)
+    args = ap.parse_args(argv)
     py = sys.executable
-    bindir = Path(py).parent
-    kaggle = [str(bindir / "kaggle"), "--version"]
-    rows = [("kaggle --version", kaggle),
-            ("kompete --help", [py, "-m", "kompete", "--help"]),
-            ("kompete competitions", [py, "-m", "kompete", "competitions"]),
-            ("kompete config sample-dogs", [py, "-m", "kompete", "config", "sample-dogs"]),
-            ("python -c 'import torch'", [py, "-c", "import torch"])]
+    kaggle = shutil.which("kaggle", path=str(Path(py).parent)) or shutil.which("kaggle")
+    commands = {"kompete --help": [py, "-m", "kompete", "--help"],
+                "kompete competitions": [py, "-m", "kompete", "competitions"],
+                "kompete config sample-dogs": [py, "-m", "kompete", "config", "sample-dogs"],
+                "python -c 'import torch'": [py, "-c", "import torch"]}
+    if kaggle:
+        commands = {"kaggle --version": [kaggle, "--version"], **commands}
+    if args.smoke:
+        args.rounds = 1
+        commands = {k: v for k, v in commands.items() if k in ("kaggle --version", "kompete --help")}
     os.chdir(REPO)
-    base = None
-    print(f"{'command':30} {'wall s':>8} {'peak MB':>8} {'vs kaggle':>10}")
-    for name, cmd in rows:
-        wall, peak = measure(cmd, a.repeats)
-        base = base or wall
-        print(f"{name:30} {wall:8.3f} {peak:8.0f} {wall / base:9.2f}x")
+    os.environ["PYTHONPATH"] = str(REPO)  # the children import this checkout's kompete
+    h = Harness("cli_startup", args)
+    peaks: dict[str, list[float]] = {name: [] for name in commands}
+    h.compare("start-up, wall seconds", {name: (lambda c=cmd, p=peaks[name]: run_child(c, p))
+                                         for name, cmd in commands.items()}, unit_name="runs")
+    for name, values in peaks.items():
+        h.note(f"{name}: peak MB (median)", round(sorted(values)[len(values) // 2]))
+    h.finish()
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ Makes a synthetic copy of the real layout (20,579 JPGs of about 500x375 with Pas
   warm  - load the cached uint8 array
 and a plain baseline: the usual notebook loop (PIL open, crop, resize, one process).
 
-    python bench/data_dogs.py [--n 20579] [--keep DIR]
+    python bench/data_dogs.py [--n 20579] [--keep DIR] [--rounds 1]
+    python bench/data_dogs.py --smoke
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.harness import Harness, bench_arguments  # noqa: E402
 from kompete.config import config_from_dict  # noqa: E402
 from kompete.data import prepare_images  # noqa: E402
 from kompete.data.dogs import read_boxes  # noqa: E402
@@ -64,12 +66,15 @@ def plain_loop(root: Path, size: int) -> int:
     return len(crops)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=20579)
     ap.add_argument("--plain-n", type=int, default=2000, help="images for the single-process baseline")
     ap.add_argument("--keep", type=Path, default=None, help="reuse/keep the synthetic layout here")
-    args = ap.parse_args()
+    bench_arguments(ap, rounds=1)
+    args = ap.parse_args(argv)
+    if args.smoke:
+        args.n, args.plain_n, args.rounds = 48, 24, 1
     work = Path(tempfile.mkdtemp(prefix="kompete-bench-"))
     os.environ["KOMPETE_CACHE_DIR"] = str(work / "cache")
     root = args.keep or work / "dogs"
@@ -78,31 +83,39 @@ def main() -> None:
             t = time.perf_counter()
             make_layout(root, args.n)
             print(f"made {args.n} synthetic JPGs in {time.perf_counter() - t:.1f} s")
-        cfg = config_from_dict({"name": "bench-dogs", "task": "generate", "data": {"layout": "dogs", "image_size": 64}})
-        t = time.perf_counter()
-        cold = prepare_images(cfg, root, progress=False)
-        cold_s = time.perf_counter() - t
-        t = time.perf_counter()
-        warm = prepare_images(cfg, root, progress=False)
-        warm_s = time.perf_counter() - t
-        assert warm.summary.cache_hit and np.array_equal(cold.images, warm.images)
         plain_root = work / "plain"
         (plain_root / "all-dogs").mkdir(parents=True)
         shutil.copytree(root / "Annotation", plain_root / "Annotation")
         for f in sorted((root / "all-dogs").iterdir())[: args.plain_n]:
             os.link(f, plain_root / "all-dogs" / f.name)
-        t = time.perf_counter()
-        plain_crops = plain_loop(plain_root, 64)
-        plain_s = time.perf_counter() - t
-        n_img = len(list((root / "all-dogs").iterdir()))
-        print(f"cpus                {os.cpu_count()}")
-        print(f"kompete cold        {cold_s:7.2f} s  {n_img / cold_s:8.0f} images/s  ({len(cold)} crops)")
-        print(f"kompete warm cache  {warm_s:7.2f} s  {n_img / warm_s:8.0f} images/s")
-        print(f"plain loop          {plain_s:7.2f} s  {args.plain_n / plain_s:8.0f} images/s  ({plain_crops} crops of {args.plain_n} images)")
-        print(f"warm vs cold        {cold_s / warm_s:7.1f}x faster")
-        print(f"cold vs plain loop  {(n_img / cold_s) / (args.plain_n / plain_s):7.2f}x the images/s")
+        compare(Harness("data_dogs", args), root, plain_root, args.plain_n)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def compare(h: Harness, root: Path, plain_root: Path, plain_n: int) -> None:
+    """Per image: the plain loop on the first plain_n images, kompete cold (cache cleared each round) and warm."""
+    cfg = config_from_dict({"name": "bench-dogs", "task": "generate", "data": {"layout": "dogs", "image_size": 64}})
+    n_img = len(list((root / "all-dogs").iterdir()))
+    got: dict[str, object] = {}
+
+    def cold() -> float:
+        shutil.rmtree(os.environ["KOMPETE_CACHE_DIR"], ignore_errors=True)
+        t = time.perf_counter()
+        got["cold"] = prepare_images(cfg, root, progress=False)
+        return time.perf_counter() - t  # the cache clearing is not the bench
+
+    def warm() -> None:
+        got["warm"] = prepare_images(cfg, root, progress=False)
+
+    h.compare("dog crops at 64x64 (the plain loop on fewer images: ratios per image)",
+              {"plain loop": lambda: got.__setitem__("plain", plain_loop(plain_root, 64)), "kompete cold": cold,
+               "kompete warm cache": warm}, units={"plain loop": plain_n, "kompete cold": n_img,
+                                                   "kompete warm cache": n_img})
+    assert got["warm"].summary.cache_hit and np.array_equal(got["cold"].images, got["warm"].images)
+    h.note("crops", f"kompete {len(got['cold'])} of {n_img} images; plain {got['plain']} of {plain_n}")
+    h.note("cpus", os.cpu_count())
+    h.finish()
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ layouts:  for a conditional model, write_zip flat against output.layout=by_class
 
 The run to generate from is trained for a few steps first (weights do not change the cost).
 
-    python bench/generate.py [--n 10000] [--competition sample-dogs] [--set key=value ...]
+    python bench/generate.py [--n 10000] [--competition sample-dogs] [--set key=value ...] [--rounds 3]
+    python bench/generate.py --smoke
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.harness import Harness, bench_arguments  # noqa: E402
 from kompete.config import load_config  # noqa: E402
 from kompete.data.augment import to_uint8  # noqa: E402
 from kompete.generate import GenerateOptions, generate_zip, load_run, write_zip  # noqa: E402
@@ -60,49 +62,60 @@ def plain(run: Path, n: int, out_dir: Path) -> tuple[float, int]:
         return seconds, len(z.namelist())
 
 
-def layouts(run: Path, n: int, out_dir: Path) -> dict[str, float]:
-    """Seconds write_zip takes for n images, flat and by_class, from the same loaded model."""
-    seconds = {}
-    for layout in ("flat", "by_class"):
-        cfg, task, _ = load_run(run, overrides={"output": {"layout": layout}})
-        opts = GenerateOptions(n=n, seed=cfg.generate.seed, batch_size=cfg.generate.batch_size, progress=False)
-        start = time.perf_counter()
-        write_zip(task, cfg, out_dir / f"{layout}.zip", opts)
-        seconds[layout] = time.perf_counter() - start
-    return seconds
+def layout_case(run: Path, n: int, out_dir: Path, layout: str):
+    """write_zip of n images with output.layout=`layout`; only the writing is timed."""
+    cfg, task, _ = load_run(run, overrides={"output": {"layout": layout}})
+    opts = GenerateOptions(n=n, seed=cfg.generate.seed, batch_size=cfg.generate.batch_size, progress=False)
+    return lambda: write_zip(task, cfg, out_dir / f"{layout}.zip", opts)
 
 
-def main() -> None:
+SMOKE = ["data.image_size=16", "train.g_channels=4", "train.d_channels=4", "train.batch_size=8",
+         "data.sample.n_images=32", "output.n_min=1", "generate.batch_size=8"]
+
+
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=10000)
     ap.add_argument("--competition", default="sample-dogs")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    args = ap.parse_args()
+    bench_arguments(ap, rounds=3)
+    args = ap.parse_args(argv)
+    if args.smoke:
+        args.n, args.rounds, args.overrides = 16, 1, [*SMOKE, *args.overrides]
     cfg = load_config(args.competition, [*args.overrides, "train.sample_every_epochs=1000"])
+    h = Harness("generate", args)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         data = task_class(cfg).load_data(cfg, progress=False)
         task = build_task(cfg, make_context(cfg), data)
         Trainer(cfg, task, tmp / "run", make_budget(cfg, 3600), progress=False, max_steps=2).run()
         t = cfg.train
-        print(f"{args.competition}: model {t.model} at {cfg.data.image_size}x{cfg.data.image_size} -> "
-              f"{cfg.output.image_size}x{cfg.output.image_size} {cfg.output.format}, {args.n} images, device "
-              f"{task.ctx.device}")
-        start = time.perf_counter()
-        path = generate_zip(tmp / "run", tmp / "kompete.zip", n=args.n, progress=False)
-        k_seconds = time.perf_counter() - start
-        with zipfile.ZipFile(path) as z:
-            k_count = len(z.namelist())
-            k_size = path.stat().st_size
-        (tmp / "plain").mkdir()
-        p_seconds, p_count = plain(tmp / "run", args.n, tmp / "plain")
-        p_size = (tmp / "plain" / "images.zip").stat().st_size
-        by_layout = layouts(tmp / "run", args.n, tmp) if task.class_names else {}
-    print(f"kompete generate_zip : {k_seconds:7.1f} s  {k_count} images  {k_size / 2**20:.1f} MiB")
-    print(f"plain files + zip    : {p_seconds:7.1f} s  {p_count} images  {p_size / 2**20:.1f} MiB")
-    print(f"ratio (plain/kompete): {p_seconds / k_seconds:7.2f}x")
-    for layout, seconds in by_layout.items():
-        print(f"write_zip {layout:<10} : {seconds:7.1f} s")
+        h.note("setting", f"{args.competition}: model {t.model} at {cfg.data.image_size}x{cfg.data.image_size} -> "
+                          f"{cfg.output.image_size}x{cfg.output.image_size} {cfg.output.format}, {args.n} images, "
+                          f"device {task.ctx.device}")
+        counts: dict[str, int] = {}
+
+        def kompete() -> None:
+            path = generate_zip(tmp / "run", tmp / "kompete.zip", n=args.n, progress=False)
+            with zipfile.ZipFile(path) as z:
+                counts["kompete"] = len(z.namelist())
+
+        def plain_zip() -> float:
+            shutil.rmtree(tmp / "plain", ignore_errors=True)
+            (tmp / "plain").mkdir()
+            seconds, counts["plain"] = plain(tmp / "run", args.n, tmp / "plain")
+            return seconds
+
+        h.compare(f"{args.n} images into a zip", {"plain files + zip": plain_zip, "kompete generate_zip": kompete},
+                  units=args.n)
+        assert counts["kompete"] == counts["plain"] == args.n, counts
+        h.note("zip MiB", f"kompete {(tmp / 'kompete.zip').stat().st_size / 2**20:.1f}, plain "
+                          f"{(tmp / 'plain' / 'images.zip').stat().st_size / 2**20:.1f}")
+        if task.class_names:
+            h.compare(f"write_zip layouts, {args.n} images, model loaded once",
+                      {layout: layout_case(tmp / "run", args.n, tmp, layout) for layout in ("flat", "by_class")},
+                      units=args.n)
+    h.finish()
 
 
 if __name__ == "__main__":

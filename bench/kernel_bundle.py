@@ -3,7 +3,8 @@
 kompete: solid tar.xz of kompete/**/*.py (zeroed times) + base64, config as YAML, in one script.
 peer:    the kaggle-script-template approach (tar.gz of the package, base64, no config), same files.
 
-    python bench/kernel_bundle.py [--repeats 20] [--competition generative-dog-images]
+    python bench/kernel_bundle.py [--builds 20] [--rounds 3] [--competition generative-dog-images]
+    python bench/kernel_bundle.py --smoke
 """
 
 from __future__ import annotations
@@ -11,15 +12,14 @@ from __future__ import annotations
 import argparse
 import base64
 import io
-import statistics
 import sys
 import tarfile
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.harness import Harness, bench_arguments  # noqa: E402
 from kompete import paths  # noqa: E402
 from kompete.config import load_config  # noqa: E402
 from kompete.kernel.bundle import MAX_SCRIPT_BYTES, build_bundle, package_archive  # noqa: E402
@@ -34,32 +34,41 @@ def peer_tar_gz_b64() -> int:
     return len(base64.b64encode(buf.getvalue()))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--builds", type=int, default=20, help="builds per round")
     ap.add_argument("--competition", default="generative-dog-images")
-    args = ap.parse_args()
+    bench_arguments(ap, rounds=3)
+    args = ap.parse_args(argv)
+    if args.smoke:
+        args.builds, args.rounds = 1, 1
     cfg = load_config(args.competition)
     files = [f for f in paths.PACKAGE_DIR.rglob("*.py") if "__pycache__" not in f.parts]
     source = sum(f.stat().st_size for f in files)
-    times = []
+    h = Harness("kernel_bundle", args)
+    built = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            b = build_bundle(cfg, "bench", out_root=Path(tmp))
-            times.append(time.perf_counter() - t0)
+        def kompete() -> None:
+            for _ in range(args.builds):
+                built["b"] = build_bundle(cfg, "bench", out_root=Path(tmp))
+
+        def peer() -> None:
+            for _ in range(args.builds):
+                built["peer"] = peer_tar_gz_b64()
+
+        h.compare(f"{args.builds} kernel builds per round", {"peer tar.gz+base64": peer, "kompete build": kompete},
+                  units=args.builds, unit_name="builds", warmup=True)
+    b = built["b"]
     packed = len(package_archive())
-    peer = peer_tar_gz_b64()
     embedded = len(base64.b64encode(package_archive()))
-    print(f"competition           {args.competition}")
-    print(f"kompete source        {len(files)} files, {source / 1e3:.1f} kB")
-    print(f"tar.xz                {packed / 1e3:.1f} kB  ({packed / source:.2f} of source)")
-    print(f"kernel.py             {b.script_bytes / 1e3:.1f} kB  = {b.script_bytes / MAX_SCRIPT_BYTES:.1%} of the 1 MB limit"
-          f"  (headroom x{MAX_SCRIPT_BYTES / b.script_bytes:.1f})")
-    print(f"build time            median {statistics.median(times) * 1e3:.1f} ms, "
-          f"min {min(times) * 1e3:.1f} ms over {args.repeats} builds")
-    print(f"peer tar.gz+base64    {peer / 1e3:.1f} kB of payload vs kompete's {embedded / 1e3:.1f} kB "
-          f"(ratio kompete/peer {embedded / peer:.2f})")
+    h.note("competition", args.competition)
+    h.note("kompete source", f"{len(files)} files, {source / 1e3:.1f} kB")
+    h.note("tar.xz", f"{packed / 1e3:.1f} kB ({packed / source:.2f} of source)")
+    h.note("kernel.py", f"{b.script_bytes / 1e3:.1f} kB = {b.script_bytes / MAX_SCRIPT_BYTES:.1%} of the 1 MB limit "
+                        f"(headroom x{MAX_SCRIPT_BYTES / b.script_bytes:.1f})")
+    h.note("payload kompete/peer", f"{embedded / 1e3:.1f} kB / {built['peer'] / 1e3:.1f} kB = "
+                                   f"{embedded / built['peer']:.2f} (the peer's build packs no config)")
+    h.finish()
 
 
 if __name__ == "__main__":

@@ -7,15 +7,20 @@ plain:    a torch DataLoader over the same uint8 array (per-item float conversio
 
 Both run the same G/D (built by the same registered builder), loss, optimiser settings and batch size.
 Images/s counts real images D sees (batch x d_steps). Default: the generative-dog-images recipe at 64x64 on a
-GPU; on a CPU-only box a smaller setting (--cpu-size) so the run finishes in a minute or two.
+GPU; on a CPU-only box a smaller setting (CPU_SETTINGS: 32x32, width 16, batch 32) so the run finishes in a
+minute or two. A second table times the step alone: kompete's GanTask.step against the plain loop's body on
+the same networks and device batches (no data loading, no logging), the generator run once per step in both.
 
-    python bench/train_dogs.py [--steps 200] [--warmup 20] [--set train.model=dcgan_cond ...]
+    python bench/train_dogs.py [--steps 200] [--warmup 20] [--rounds 3] [--set train.model=dcgan_cond ...]
+    python bench/train_dogs.py --smoke
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,6 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.harness import Harness, bench_arguments  # noqa: E402
 from kompete.config import load_config  # noqa: E402
 from kompete import losses  # noqa: E402
 from kompete.models import GAN_NETWORKS  # noqa: E402
@@ -35,6 +41,8 @@ from kompete.train.trainer import Trainer  # noqa: E402
 RECIPE = "generative-dog-images"
 CPU_SETTINGS = ["data.image_size=32", "train.g_channels=16", "train.d_channels=16", "train.batch_size=32",
                 "gan.self_attention=false"]
+SMOKE_SETTINGS = ["data.image_size=16", "train.g_channels=4", "train.d_channels=4", "train.batch_size=8",
+                  "gan.self_attention=false"]
 
 
 def sync(device: torch.device) -> None:
@@ -43,6 +51,7 @@ def sync(device: torch.device) -> None:
 
 
 def bench_kompete(cfg, data, steps: int, warmup: int, run_dir: Path) -> tuple[float, float]:
+    """(seconds of the timed steps, peak GPU GiB) of kompete's Trainer."""
     ctx = make_context(cfg)
     task = build_task(cfg, ctx, data)
     marks: dict[int, float] = {}
@@ -58,7 +67,7 @@ def bench_kompete(cfg, data, steps: int, warmup: int, run_dir: Path) -> tuple[fl
             max_steps=warmup + steps).run()
     seconds = marks[warmup + steps] - marks[warmup]
     peak = torch.cuda.max_memory_allocated(ctx.device) / 2**30 if ctx.is_cuda else 0.0
-    return steps * task.images_per_step / seconds, peak
+    return seconds, peak
 
 
 class UInt8Dataset(torch.utils.data.Dataset):
@@ -76,6 +85,7 @@ class UInt8Dataset(torch.utils.data.Dataset):
 
 
 def bench_plain(cfg, data, steps: int, warmup: int, workers: int) -> tuple[float, float]:
+    """(seconds of the timed steps, peak GPU GiB) of the notebook loop."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     t = cfg.train
     torch.manual_seed(t.seed)
@@ -116,47 +126,108 @@ def bench_plain(cfg, data, steps: int, warmup: int, workers: int) -> tuple[float
     sync(device)
     seconds = time.perf_counter() - start
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else 0.0
-    return steps * t.batch_size / seconds, peak
+    return seconds, peak
 
 
-def main() -> None:
+def plain_step_fn(task, loss):
+    """The plain loop's step body on kompete's own networks and batches: one G forward, fp32, `.item()` each step."""
+    G, D = task.G, task.D
+    opt_g = torch.optim.Adam(G.parameters(), task.cfg.train.lr_g, betas=(task.cfg.train.beta1, task.cfg.train.beta2))
+    opt_d = torch.optim.Adam(D.parameters(), task.cfg.train.lr_d, betas=(task.cfg.train.beta1, task.cfg.train.beta2))
+
+    def step() -> None:
+        x, y = task.next_batch()
+        yc = y if task.conditional else None
+        fake = G(torch.randn(x.shape[0], task.z_dim, device=x.device), yc)
+        d_loss = loss.d(D(x, yc), D(fake.detach(), yc))
+        opt_d.zero_grad()
+        d_loss.backward()
+        opt_d.step()
+        g_real = D(x, yc).detach() if loss.needs_real_for_g else None
+        g_loss = loss.g(g_real, D(fake, yc))
+        opt_g.zero_grad()
+        g_loss.backward()
+        opt_g.step()
+        d_loss.item(), g_loss.item()
+    return step
+
+
+def step_cases(cfg, data, steps: int) -> dict:
+    """The step alone, kompete's against the plain body, on the same networks (a copy each) and device batches."""
+    def kompete() -> float:
+        task = build_task(cfg, make_context(cfg), data)
+        task.step(task.next_batch())  # warm-up
+        sync(task.ctx.device)
+        start = time.perf_counter()
+        for _ in range(steps):
+            losses = task.step(task.next_batch())
+        float(losses["g"])
+        sync(task.ctx.device)
+        return time.perf_counter() - start
+
+    def plain() -> float:
+        task = build_task(cfg, make_context(cfg), data)
+        step = plain_step_fn(task, LOSSES.get(cfg.train.loss)(cfg.algo))
+        step()
+        sync(task.ctx.device)
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        sync(task.ctx.device)
+        return time.perf_counter() - start
+
+    return {"plain step body": plain, "kompete GanTask.step": kompete}
+
+
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=None, help="timed steps (default 200 on GPU, 20 on CPU)")
-    ap.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 20 GPU, 3 CPU)")
+    ap.add_argument("--steps", type=int, default=None, help="timed steps (default 200 on GPU, 40 on CPU)")
+    ap.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 20 GPU, 5 CPU)")
     ap.add_argument("--workers", type=int, default=2, help="DataLoader workers of the plain loop")
-    ap.add_argument("--repeats", type=int, default=3, help="alternating rounds; medians are printed")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    ap.add_argument("--out", type=Path, default=Path("/tmp/kompete-bench-train"))
-    args = ap.parse_args()
+    bench_arguments(ap, rounds=3)
+    args = ap.parse_args(argv)
     gpu = torch.cuda.is_available()
-    overrides = ([] if gpu else CPU_SETTINGS) + ["train.log_every=50", "train.sample_every_epochs=1000",
-                                                 "data.sample.n_images=2048", *args.overrides]
-    # the dog recipe's model and optimiser, on the offline sample images (no download needed)
-    recipe = load_config(RECIPE)
-    train_keys = [f"train.{k}={v}" for k, v in recipe.train.__dict__.items()
-                  if k in ("model", "loss", "batch_size", "lr_g", "lr_d", "beta1", "beta2", "g_channels",
-                           "d_channels")]
-    train_keys += [f"gan.{k}={v}" for k, v in recipe.algo.__dict__.items()
-                   if k in ("z_dim", "self_attention", "pixel_norm", "minibatch_std", "ema_decay")]
-    cfg = load_config("sample-dogs", [*train_keys, "data.image_size=64", *overrides])
-    steps = args.steps or (200 if gpu else 40)
-    warmup = args.warmup or (20 if gpu else 5)
+    size = ([] if gpu else CPU_SETTINGS) + (SMOKE_SETTINGS if args.smoke else [])
+    overrides = size + ["train.log_every=50", "train.sample_every_epochs=1000",
+                        f"data.sample.n_images={64 if args.smoke else 2048}", *args.overrides]
+    cfg = load_config("sample-dogs", [*recipe_settings(), "data.image_size=64", *overrides])
+    steps = args.steps or (3 if args.smoke else 200 if gpu else 40)
+    warmup = args.warmup or (1 if args.smoke else 20 if gpu else 5)
+    if args.smoke:
+        args.rounds, args.workers = 1, 0
     data = task_class(cfg).load_data(cfg, progress=False)
     t = cfg.train
-    print(f"model {t.model}, loss {t.loss}, {cfg.data.image_size}x{cfg.data.image_size}, batch {t.batch_size}, "
-          f"G/D width {t.g_channels}/{t.d_channels}, {len(data.images)} images, {steps} timed steps, "
-          f"device {'cuda ' + torch.cuda.get_device_name() if gpu else 'cpu'} ({torch.get_num_threads()} threads)")
-    k_runs, p_runs = [], []
-    for r in range(args.repeats):  # alternate, so a busy neighbour slows both alike
-        k_runs.append(bench_kompete(cfg, data, steps, warmup, args.out / f"round-{r}"))
-        p_runs.append(bench_plain(cfg, data, steps, warmup, args.workers))
-        print(f"round {r + 1}: kompete {k_runs[-1][0]:.1f}, plain {p_runs[-1][0]:.1f} images/s")
-    k_ips, k_mem = float(np.median([x[0] for x in k_runs])), max(x[1] for x in k_runs)
-    p_ips, p_mem = float(np.median([x[0] for x in p_runs])), max(x[1] for x in p_runs)
-    print(f"medians of {args.repeats} rounds")
-    print(f"kompete Trainer : {k_ips:9.1f} images/s   peak GPU memory {k_mem:.2f} GiB")
-    print(f"plain fp32 loop : {p_ips:9.1f} images/s   peak GPU memory {p_mem:.2f} GiB")
-    print(f"ratio           : {k_ips / p_ips:9.2f}x")
+    h = Harness("train_dogs", args)
+    h.note("setting", f"model {t.model}, loss {t.loss}, {cfg.data.image_size}x{cfg.data.image_size}, batch "
+                      f"{t.batch_size}, G/D width {t.g_channels}/{t.d_channels}, {len(data.images)} images, {steps} "
+                      f"timed steps after {warmup}")
+    peaks: dict[str, float] = {}
+
+    def run(name: str, fn, *extra) -> float:
+        seconds, peaks[name] = fn(cfg, data, steps, warmup, *extra)
+        return seconds
+
+    runs = Path(tempfile.mkdtemp(prefix="kompete-bench-train-"))  # a fresh run folder per round: no resume
+    rounds = iter(range(1000))
+    h.compare("training loop, images/s of real images D sees", {
+        "plain fp32 loop": lambda: run("plain", bench_plain, args.workers),
+        "kompete Trainer": lambda: run("kompete", bench_kompete, runs / str(next(rounds)))},
+        units=steps * t.batch_size * t.d_steps)
+    h.compare("the step alone, same networks and batches (no data loading, no logging)", step_cases(cfg, data, steps),
+              units=steps * t.batch_size * t.d_steps)
+    h.note("peak GPU memory GiB (last round)", {k: round(v, 2) for k, v in peaks.items()})
+    h.finish()
+    shutil.rmtree(runs, ignore_errors=True)
+
+
+def recipe_settings() -> list[str]:
+    """The dog recipe's model and optimiser as overrides, to run on the offline sample images."""
+    recipe = load_config(RECIPE)
+    keys = [f"train.{k}={v}" for k, v in recipe.train.__dict__.items()
+            if k in ("model", "loss", "batch_size", "lr_g", "lr_d", "beta1", "beta2", "g_channels", "d_channels")]
+    return keys + [f"gan.{k}={v}" for k, v in recipe.algo.__dict__.items()
+                   if k in ("z_dim", "self_attention", "pixel_norm", "minibatch_std", "ema_decay")]
 
 
 if __name__ == "__main__":

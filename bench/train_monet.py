@@ -10,7 +10,8 @@ Same networks, same batch size, same number of timed steps after warm-up. Prints
 painting count as two), the ratios, and peak GPU memory. CUT and FastCUT train one generator and one
 PatchGAN (CycleGAN: two of each), so in the same 5 hours they make more steps.
 
-    python bench/train_monet.py [--size 256] [--batch 1] [--steps 30] [--blocks 9] [--channels 64]
+    python bench/train_monet.py [--size 256] [--batch 1] [--steps 30] [--blocks 9] [--channels 64] [--rounds 3]
+    python bench/train_monet.py --smoke
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.harness import Harness, bench_arguments  # noqa: E402
 from kompete.algorithms.base import build_task  # noqa: E402
 from kompete.config import config_from_dict  # noqa: E402
 from kompete.data.images import DomainPair, ImageSet  # noqa: E402
@@ -173,7 +175,7 @@ def bench_plain(cfg, pair: DomainPair, a: argparse.Namespace) -> tuple[float, fl
     return 2 * a.batch * a.steps / seconds, peak
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     gpu = torch.cuda.is_available()  # the CPU defaults finish in minutes; the GPU ones are the real job
     p.add_argument("--size", type=int, default=256 if gpu else 128)
@@ -187,18 +189,31 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--device", default=None)
     p.add_argument("--models", default=",".join(MODELS), help="kompete models to time, comma-separated")
-    a = p.parse_args()
+    bench_arguments(p, rounds=3)
+    a = p.parse_args(argv)
+    if a.smoke:
+        a.size, a.steps, a.warmup, a.blocks, a.channels, a.photos, a.monets, a.workers, a.rounds = \
+            32, 1, 1, 6, 4, 4, 4, 0, 1  # CUT takes its NCE features from residual blocks 1 and 5
     pair = make_domains(a)
-    torch.manual_seed(0)
-    plain, plain_mem = bench_plain(make_config(a), pair, a)
-    ours = {m: bench_kompete(make_config(a, m), pair, a) for m in a.models.split(",")}
+    peaks: dict[str, float] = {}
+
+    def case(name: str, fn, cfg):
+        def run() -> float:
+            torch.manual_seed(0)
+            rate, peaks[name] = fn(cfg, pair, a)
+            return 2 * a.batch * a.steps / rate  # the timed steps' seconds, warm-up excluded
+        return run
+
+    cases = {"plain fp32 CycleGAN loop": case("plain", bench_plain, make_config(a))}
+    cases.update({f"kompete {m}": case(m, bench_kompete, make_config(a, m)) for m in a.models.split(",")})
+    h = Harness("train_monet", a)
     where = torch.cuda.get_device_name() if torch.cuda.is_available() and a.device != "cpu" else "cpu"
-    print(f"{a.size}px, ResNet-{a.blocks} ch{a.channels}, batch {a.batch}, {a.steps} steps on {where}")
-    print(f"  {'plain fp32 CycleGAN loop':26} {plain:8.2f} images/s   peak {plain_mem:.2f} GiB")
-    base = ours.get("cyclegan", (plain, 0.0))[0]
-    for model, (rate, mem) in ours.items():
-        print(f"  {'kompete ' + model:26} {rate:8.2f} images/s   peak {mem:.2f} GiB   "
-              f"{rate / plain:5.2f}x plain, {rate / base:5.2f}x kompete cyclegan")
+    h.note("setting", f"{a.size}px, ResNet-{a.blocks} ch{a.channels}, batch {a.batch}, {a.steps} timed steps "
+                      f"after {a.warmup} on {where}")
+    h.compare("translation training, images/s (a photo and a painting count as two)", cases,
+              units=2 * a.batch * a.steps)
+    h.note("peak GPU memory GiB (last round)", {k: round(v, 2) for k, v in peaks.items()})
+    h.finish()
 
 
 if __name__ == "__main__":

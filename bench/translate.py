@@ -9,7 +9,8 @@ Both use the same (untrained) ResNet generator; speed does not depend on the wei
 synthetic 256x256 JPGs. Prints seconds, images/s and the ratio; kompete cold includes decoding the
 photos into its cache, warm reads the cache.
 
-    python bench/translate.py [--n 7038] [--size 256] [--blocks 9] [--channels 64] [--batch 64]
+    python bench/translate.py [--n 7038] [--size 256] [--blocks 9] [--channels 64] [--batch 64] [--rounds 3]
+    python bench/translate.py --smoke
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.harness import Harness, bench_arguments  # noqa: E402
+
 
 def make_photos(folder: Path, n: int, size: int) -> None:
     rng = np.random.default_rng(0)
@@ -47,7 +50,7 @@ def check_zip(path: Path, n: int, size: int) -> None:
         assert im.size == (size, size) and im.mode == "RGB"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     gpu = torch.cuda.is_available()  # the CPU defaults finish in minutes; the GPU ones are the real job
     p.add_argument("--n", type=int, default=7038 if gpu else 24)
@@ -57,60 +60,76 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=64 if gpu else 1)
     p.add_argument("--device", default=None)
     p.add_argument("--skip-plain", action="store_true", help="only time kompete (e.g. the full 7,038 on a GPU)")
-    a = p.parse_args()
-
+    bench_arguments(p, rounds=3)
+    a = p.parse_args(argv)
+    if a.smoke:
+        a.n, a.size, a.blocks, a.channels, a.batch, a.rounds = 4, 32, 1, 8, 2, 1
     tmp = Path(tempfile.mkdtemp(prefix="kompete-bench-translate-"))
     os.environ["KOMPETE_CACHE_DIR"] = str(tmp / "cache")
+    try:
+        run(a, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(a: argparse.Namespace, tmp: Path) -> None:
+    from kompete.algorithms.cyclegan.task import CycleGanTask
     from kompete.config import config_from_dict
     from kompete.generate import GenerateOptions, write_zip
     from kompete.runtime.context import make_context
-    from kompete.algorithms.cyclegan.task import CycleGanTask
 
-    try:
-        data = tmp / "data"
-        make_photos(data / "photo_jpg", a.n, a.size)
-        (data / "monet_jpg").mkdir()
-        cfg = config_from_dict({
-            "name": "bench-translate", "task": "translate",
-            "data": {"layout": "monet", "image_size": a.size, "load_size": a.size},
-            "output": {"n_min": 1, "n_max": 2 * a.n, "format": "jpg", "image_size": a.size, "jpeg_quality": 95},
-            "train": {"model": "cyclegan", "loss": "lsgan", "g_channels": a.channels, "d_channels": 8},
-            "cyclegan": {"n_blocks": a.blocks}})
-        ctx = make_context(cfg, a.device)
-        task = CycleGanTask(cfg, ctx, None)
-        opts = GenerateOptions(n=a.n, batch_size=a.batch, progress=False, data_dir=str(data))
-        times = {}
-        for run in ("cold", "warm"):
+    data = tmp / "data"
+    make_photos(data / "photo_jpg", a.n, a.size)
+    (data / "monet_jpg").mkdir()
+    cfg = config_from_dict({
+        "name": "bench-translate", "task": "translate",
+        "data": {"layout": "monet", "image_size": a.size, "load_size": a.size},
+        "output": {"n_min": 1, "n_max": 2 * a.n, "format": "jpg", "image_size": a.size, "jpeg_quality": 95},
+        "generate": {"n_images": a.n},  # the default (10,000) is outside this run's n_min..n_max
+        "train": {"model": "cyclegan", "loss": "lsgan", "g_channels": a.channels, "d_channels": 8},
+        "cyclegan": {"n_blocks": a.blocks}})
+    ctx = make_context(cfg, a.device)
+    task = CycleGanTask(cfg, ctx, None)
+    opts = GenerateOptions(n=a.n, batch_size=a.batch, progress=False, data_dir=str(data))
+
+    def kompete(name: str, cold: bool):
+        def case() -> float:
+            if cold:  # the decoded photos' cache, cleared so each round decodes again
+                shutil.rmtree(tmp / "cache", ignore_errors=True)
             start = time.perf_counter()
-            write_zip(task, cfg, tmp / f"{run}.zip", opts)
-            times[run] = time.perf_counter() - start
-            check_zip(tmp / f"{run}.zip", a.n, a.size)
+            write_zip(task, cfg, tmp / f"{name}.zip", opts)
+            seconds = time.perf_counter() - start
+            check_zip(tmp / f"{name}.zip", a.n, a.size)
+            return seconds
+        return case
 
-        if not a.skip_plain:
-            G = task.generator_for_inference()
-            start = time.perf_counter()
-            out = tmp / "images"
-            out.mkdir()
-            with torch.no_grad():
-                for f in sorted((data / "photo_jpg").iterdir()):
-                    x = torch.from_numpy(np.array(Image.open(f).convert("RGB"))).permute(2, 0, 1)
-                    x = (x.float() / 127.5 - 1).unsqueeze(0).to(ctx.device)
-                    y = G(x)[0].permute(1, 2, 0).add(1).mul(127.5).clamp(0, 255).to(torch.uint8).cpu().numpy()
-                    Image.fromarray(y).save(out / f"{f.stem}.jpg", quality=95)
-            shutil.make_archive(str(tmp / "plain"), "zip", out)
-            times["plain"] = time.perf_counter() - start
-            check_zip(tmp / "plain.zip", a.n, a.size)
+    cases = {"kompete (cold cache)": kompete("cold", True), "kompete (warm cache)": kompete("warm", False)}
+    if not a.skip_plain:
+        cases = {"plain loop": lambda: plain_loop(task.generator_for_inference(), ctx.device, data, tmp, a), **cases}
+    h = Harness("translate", a)
+    where = torch.cuda.get_device_name() if ctx.is_cuda else f"cpu ({torch.get_num_threads()} threads)"
+    h.note("setting", f"translate {a.n} photos {a.size}px, ResNet-{a.blocks} ch{a.channels}, batch {a.batch} "
+                      f"on {where}")
+    h.compare(f"{a.n} photos translated into a zip", cases, units=a.n)
+    h.finish()
 
-        where = torch.cuda.get_device_name() if ctx.is_cuda else f"cpu ({torch.get_num_threads()} threads)"
-        print(f"translate {a.n} photos {a.size}px, ResNet-{a.blocks} ch{a.channels}, batch {a.batch} on {where}")
-        for name, s in times.items():
-            label = {"cold": "kompete (cold cache)", "warm": "kompete (warm cache)", "plain": "plain loop"}[name]
-            print(f"  {label:22s} {s:8.1f} s  {a.n / s:8.1f} images/s")
-        if "plain" in times:
-            print(f"  ratio warm/plain       {times['plain'] / times['warm']:8.2f}x")
-            print(f"  ratio cold/plain       {times['plain'] / times['cold']:8.2f}x")
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+def plain_loop(G, device, data: Path, tmp: Path, a: argparse.Namespace) -> float:
+    """The tutorials' way: one photo at a time, each JPG saved to a folder, then the folder zipped."""
+    out = tmp / "images"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir()
+    start = time.perf_counter()
+    with torch.no_grad():
+        for f in sorted((data / "photo_jpg").iterdir()):
+            x = torch.from_numpy(np.array(Image.open(f).convert("RGB"))).permute(2, 0, 1)
+            x = (x.float() / 127.5 - 1).unsqueeze(0).to(device)
+            y = G(x)[0].permute(1, 2, 0).add(1).mul(127.5).clamp(0, 255).to(torch.uint8).cpu().numpy()
+            Image.fromarray(y).save(out / f"{f.stem}.jpg", quality=95)
+    shutil.make_archive(str(tmp / "plain"), "zip", out)
+    seconds = time.perf_counter() - start
+    check_zip(tmp / "plain.zip", a.n, a.size)
+    return seconds
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 
 from kompete import __version__
@@ -45,6 +46,7 @@ def test_user_errors_are_one_line_and_non_zero(tmp_path):
         assert len(lines) == 1 and lines[0].startswith("Error: "), (args, result.output)
 
 
+@pytest.mark.slow
 def test_real_subprocess_cli(tmp_path):
     ok = run_kompete("data", "sample-monet", "--quiet")
     assert ok.returncode == 0, ok.stderr

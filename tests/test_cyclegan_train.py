@@ -146,6 +146,7 @@ def test_translate_refuses_more_than_twice_the_photos(tmp_path):
     assert not (tmp_path / "images.zip").exists()
 
 
+@pytest.mark.slow
 def test_cli_trains_sample_monet_then_translates_into_a_zip(tmp_path, isolated_cache):
     from tests.conftest import run_kompete
 

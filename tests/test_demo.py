@@ -3,9 +3,12 @@
 import json
 import zipfile
 
+import pytest
+
 from tests.conftest import run_kompete
 
 
+@pytest.mark.slow
 def test_demo_runs_every_stage_offline(tmp_path):
     out = tmp_path / "demo"
     res = run_kompete("demo", "--out", str(out), "--train-seconds", "5", "--no-score")

@@ -8,6 +8,7 @@ import torch
 from kompete.metrics.inception import build_fid_inception
 
 
+@pytest.mark.slow
 def test_kompetes_fid_inception_equals_pytorch_fids_on_the_same_weights(one_thread):
     pytest.importorskip("pytorch_fid")  # installed by `make install`; absent only on Kaggle's image
     from kompete.metrics.features import build_inception

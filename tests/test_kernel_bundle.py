@@ -102,6 +102,7 @@ def test_sources_lose_url_prefixes_and_sweeps_get_distinct_slugs(tmp_path):
     assert len(bundle.kernel_slug("generative-dog-images", "x" * 80)) <= 50
 
 
+@pytest.mark.slow
 def test_script_unpacks_and_imports_its_own_kompete_outside_the_repo(tmp_path):
     cfg = load_config("sample-dogs")
     b = build_bundle(cfg, "alice", out_root=tmp_path / "k")
@@ -118,6 +119,7 @@ def test_script_unpacks_and_imports_its_own_kompete_outside_the_repo(tmp_path):
     assert (tmp_path / "tmp" / f"kompete-src-{source_hash}" / "kompete" / "kernel" / "bundle.py").is_file()
 
 
+@pytest.mark.slow
 def test_preflight_stops_a_kernel_without_its_competition_data(tmp_path):
     b = build_bundle(load_config("generative-dog-images"), "alice", out_root=tmp_path / "k")
     root = tmp_path / "kaggle"
@@ -129,6 +131,7 @@ def test_preflight_stops_a_kernel_without_its_competition_data(tmp_path):
     assert "preflight: competition data missing" in run.stdout and "Traceback" not in run.stderr
 
 
+@pytest.mark.slow
 def test_built_script_runs_end_to_end_offline_in_a_fake_kaggle_layout(tmp_path):
     """train -> generate -> validate inside the script, on sample-dogs, leaving a valid images.zip."""
     from PIL import Image

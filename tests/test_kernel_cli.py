@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from kompete.cli import main
@@ -31,6 +32,7 @@ def _one_error_line(output: str, log_shown: bool = False) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_build_then_push_through_the_real_cli_subprocess(fake_kaggle, tmp_path):
     built = run_kompete("kernel", "build", "sample-dogs", "--out", str(tmp_path))
     assert built.returncode == 0, built.stderr
@@ -54,6 +56,7 @@ def test_push_error_in_a_200_reply_exits_non_zero(fake_kaggle, tmp_path):
     assert "Maximum batch GPU session count of 2 reached" in _one_error_line(result.output)
 
 
+@pytest.mark.slow
 def test_http_errors_are_one_plain_line_in_a_subprocess(fake_kaggle):
     fake_kaggle.error(STATUS, 401, "Unauthenticated")
     bad = run_kompete("kernel", "status", REF)

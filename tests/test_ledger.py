@@ -332,6 +332,7 @@ def test_replayed_history_gives_the_leaderboard_story(fake_kaggle, tmp_path):
     assert len(snaps) == history.days and [x["my_rank"] for x in snaps][-1] == s.rank
 
 
+@pytest.mark.slow
 def test_cli_sync_and_show_in_a_subprocess(fake_kaggle, tmp_path, isolated_ledger):
     history = make_history(days=4)
     history.serve(fake_kaggle, 3, page_size=4)
@@ -355,6 +356,7 @@ def test_sync_without_credentials_is_one_plain_error(tmp_path, monkeypatch):
     assert result.exit_code != 0 and len(lines) == 1 and lines[0].startswith("Error: no Kaggle credentials found")
 
 
+@pytest.mark.slow
 def test_scoring_a_fetched_kernel_zip_lands_on_the_kernel_run_its_submission_links_to(tmp_path):
     zip_path = tmp_path / "images.zip"
     zip_path.write_bytes(b"PK output of v4")

@@ -83,6 +83,7 @@ def fid_helper(monkeypatch):
             del sys.modules[name]
 
 
+@pytest.mark.slow
 def test_tf1_resize_matches_fid_helpers_nv_bilinear(fid_helper):
     """fid-helper's grid_sample emulation of TF1's resize: equal up to its float32 coordinate arithmetic."""
     from fid_helper_pytorch._resample_func import nv_bilinear
@@ -94,6 +95,7 @@ def test_tf1_resize_matches_fid_helpers_nv_bilinear(fid_helper):
     assert (ours - half_pixel).abs().max().item() > 50  # pytorch-fid's resize samples elsewhere
 
 
+@pytest.mark.slow
 def test_tf_path_features_equal_fid_helpers_tf_pipeline_and_differ_from_pytorch_fids(fid_helper):
     """End to end on the real weights: kompete's `tf` path and fid-helper's FidHelper (nv_bilinear to 299, TF's
     input range (-1, 0.9921875), its TorchScript Inception) agree to float32 precision; `pytorch-fid` does not."""

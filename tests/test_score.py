@@ -45,6 +45,7 @@ def test_features_match_pytorch_fid_get_activations(random_inception, tmp_path):
     np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_fid_helper_weights_map_onto_pytorch_fid_inception():
     """The mapped pytorch-fid module and fid-helper's TorchScript module agree on the same preprocessed input."""
     source = weights_mod.find_weights()
@@ -162,6 +163,7 @@ def test_validate_catches_each_defect(monet_cfg, tmp_path, defect):
     assert (defect if defect != "zip bomb" else "oversized members") in text
 
 
+@pytest.mark.slow
 def test_validate_cli_one_clean_error_per_bad_zip(tmp_path):
     bad = _zip(tmp_path / "bad.zip", {"a.png": _png(_images(1)[0]), "dir/b.png": b"x", "a.txt": b"x"})
     res = run_kompete("validate", "sample-monet", str(bad), "--set", "output.format=png")
@@ -173,6 +175,7 @@ def test_validate_cli_one_clean_error_per_bad_zip(tmp_path):
     assert res.returncode == 1 and "no such file" in res.stderr and "Traceback" not in res.stderr
 
 
+@pytest.mark.slow
 def test_score_cli_scores_with_real_weights_and_reuses_the_reference(tmp_path):
     cfg = load_config("sample-monet")
     with ZipImageWriter(tmp_path / "images.zip", fmt="jpg") as w:
@@ -191,6 +194,7 @@ def test_score_cli_scores_with_real_weights_and_reuses_the_reference(tmp_path):
     assert second["reference_cache_hit"] and second["fid"] == pytest.approx(out["fid"], rel=1e-6)
 
 
+@pytest.mark.slow
 def test_score_cli_rejects_a_bad_zip_and_missing_weights_cleanly(tmp_path):
     bad = _zip(tmp_path / "bad.zip", {"a.jpg": b"not an image", "b.jpg": encode_image(_images(1)[0], "jpg")})
     res = run_kompete("score", "sample-monet", str(bad), "--reference-limit", "4")

@@ -5,6 +5,10 @@ the model resizes to 299 (half-pixel bilinear) and scales to [-1, 1], as pytorch
 the model is built with both off and wrapped in `preprocess.TFInput` (Kaggle's TF graph: TF1 bilinear to 299,
 (x - 128) / 128), on the same device. On CUDA, TF32 is switched off while it runs (convolutions would
 otherwise round to 10-bit mantissas and the metric would drift).
+
+`load_inception` builds a network once per process for each (weights file, device, input path) and hands the
+same one to every caller after that (`kompete score` in a loop, in-training evaluation, the reference): the
+network is frozen and in eval mode, and callers only run it.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from torch import nn
 from kompete.metrics.device import exact_float32
 from kompete.metrics.inception import build_fid_inception, load_fid_weights
 from kompete.metrics.preprocess import PREPROCESS, TFInput
-from kompete.metrics.weights import WeightsSource, load_state_dict
+from kompete.metrics.weights import WeightsSource, file_identity, load_state_dict
 
 
 def _bare_fid_inception() -> nn.Module:
@@ -67,9 +71,22 @@ def build_inception(state_dict: dict[str, torch.Tensor] | None = None, seed: int
     return model.eval().to(device)
 
 
+_LOADED: dict[tuple, nn.Module] = {}  # (weights file identity, device, preprocess) -> the built network
+_MAX_LOADED = 2  # a CPU and a GPU copy, or both input paths; more is a bench, which may rebuild
+
+
 def load_inception(source: WeightsSource, device: str | torch.device = "cpu", *, preprocess: str) -> nn.Module:
-    """The FID Inception with `source`'s weights and the given input path (`metric.preprocess`)."""
-    return build_inception(load_state_dict(source), device=device, preprocess=preprocess)
+    """The FID Inception with `source`'s weights and the given input path (`metric.preprocess`), built once
+    per process and shared (frozen, eval mode: callers only run it)."""
+    state = load_state_dict(source)  # read once per process too; a missing file is a WeightsError here
+    key = (file_identity(source.path), str(torch.device(device)), preprocess)
+    model = _LOADED.get(key)
+    if model is None:
+        model = build_inception(state, device=device, preprocess=preprocess)
+        while len(_LOADED) >= _MAX_LOADED:
+            _LOADED.pop(next(iter(_LOADED)))
+        _LOADED[key] = model
+    return model
 
 
 class FeatureExtractor:

@@ -1,9 +1,14 @@
 """Fréchet distance between two Gaussians fitted to Inception features, in float64.
 
-The trace of the matrix square root comes from symmetric eigendecompositions:
-Tr((S1 S2)^(1/2)) = sum_i sqrt(lambda_i(A S2 A)) with A = S1^(1/2), and A S2 A is symmetric positive
-semi-definite, so tiny negative eigenvalues (round-off) are clipped to zero instead of turning into the
-"imaginary component" errors scipy's sqrtm raises. About 6x faster than sqrtm at 2048 dimensions.
+The trace of the matrix square root needs only one decomposition: with S1 = L L^T (Cholesky), the
+eigenvalues of S1 S2 are those of the symmetric positive semi-definite L^T S2 L, so
+Tr((S1 S2)^(1/2)) = sum_i sqrt(lambda_i(L^T S2 L)), with tiny negative eigenvalues (round-off) clipped to
+zero instead of turning into the "imaginary component" errors scipy's sqrtm raises. A Cholesky costs a
+sixth of the symmetric eigendecomposition with vectors that the square root of S1 needed, and only the
+eigenvalues of the product are computed. When neither covariance is positive definite (fewer samples
+than dimensions), the square root of S1 from its eigendecomposition stands in for L. The linear algebra
+runs in torch (its LAPACK is faster than numpy's here): at 2048 dimensions about 4x torchmetrics' general
+eigenvalue solve and 10x scipy's sqrtm (bench/fid_maths.py), agreeing with sqrtm to 1e-6 relative.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import torch
 
 
 class RankDeficientWarning(UserWarning):
@@ -33,18 +39,36 @@ def statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mu, sigma
 
 
-def _sym_sqrt(s: np.ndarray) -> np.ndarray:
+def _sum_sqrt_eigenvalues(m: torch.Tensor) -> float:
+    """sum sqrt(lambda_i) of a symmetric PSD matrix; negative round-off eigenvalues count as zero."""
+    return float(torch.linalg.eigvalsh((m + m.T) / 2).clamp(min=0).sqrt().sum())
+
+
+def _psd_factor(s: torch.Tensor) -> torch.Tensor | None:
+    """L with s = L L^T by Cholesky, or None when s is not (numerically) positive definite."""
+    factor, info = torch.linalg.cholesky_ex(s)
+    return factor if int(info) == 0 else None
+
+
+def _sym_sqrt(s: torch.Tensor) -> torch.Tensor:
     """Square root of a symmetric PSD matrix; negative round-off eigenvalues clipped to zero."""
-    w, v = np.linalg.eigh((s + s.T) / 2)
-    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    w, v = torch.linalg.eigh((s + s.T) / 2)
+    return (v * w.clamp(min=0).sqrt()) @ v.T
+
+
+def _float64(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))
 
 
 def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
-    """Tr((sigma1 sigma2)^(1/2)) for symmetric PSD matrices (works when either is singular)."""
-    a = _sym_sqrt(np.asarray(sigma1, dtype=np.float64))
-    m = a @ np.asarray(sigma2, dtype=np.float64) @ a
-    w = np.linalg.eigvalsh((m + m.T) / 2)
-    return float(np.sqrt(np.clip(w, 0, None)).sum())
+    """Tr((sigma1 sigma2)^(1/2)) for symmetric PSD matrices (works when either or both are singular)."""
+    s1, s2 = _float64(sigma1), _float64(sigma2)
+    for a, b in ((s1, s2), (s2, s1)):  # S1 S2 and S2 S1 have the same eigenvalues: either may be factored
+        factor = _psd_factor(a)
+        if factor is not None:
+            return _sum_sqrt_eigenvalues(factor.T @ b @ factor)
+    root = _sym_sqrt(s1)
+    return _sum_sqrt_eigenvalues(root @ s2 @ root)
 
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:

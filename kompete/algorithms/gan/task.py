@@ -51,13 +51,19 @@ class GanTask(NoiseToImageTask):
         t, ctx = self.cfg.train, self.ctx
         x_real, y = batch
         n = x_real.shape[0]
+        fake_for_g = None
         for i in range(t.d_steps):
             if i:
                 x_real, y = self.next_batch()
             z = torch.randn(n, self.z_dim, device=ctx.device)
             with ctx.autocast():
-                with torch.no_grad():
-                    fake = self.G_train(z, self._classes(y))
+                if i == t.d_steps - 1 and t.g_steps > 0:
+                    # one G forward serves D's last step (detached) and G's first, as in the plain loop
+                    fake_for_g = self.G_train(z, self._classes(y))
+                    fake = fake_for_g.detach()
+                else:
+                    with torch.no_grad():
+                        fake = self.G_train(z, self._classes(y))
                 loss_d, d_real, d_fake = self.loss.discriminator_loss(self._critic(self.D_train, y), x_real, fake)
             self.opt_d.zero_grad(set_to_none=True)
             self.scaler_d.scale(loss_d).backward()
@@ -65,10 +71,11 @@ class GanTask(NoiseToImageTask):
             self.scaler_d.update()
         self.D.requires_grad_(False)  # G's step needs no D weight gradients
         critic = self._critic(self.D_for_g, y)
-        for _ in range(t.g_steps):
-            z = torch.randn(n, self.z_dim, device=ctx.device)
+        for j in range(t.g_steps):
             with ctx.autocast():
-                loss_g = self.loss.generator_loss(critic, x_real, self.G_train(z, self._classes(y)))
+                if j:
+                    fake_for_g = self.G_train(torch.randn(n, self.z_dim, device=ctx.device), self._classes(y))
+                loss_g = self.loss.generator_loss(critic, x_real, fake_for_g)
             self.opt_g.zero_grad(set_to_none=True)
             self.scaler_g.scale(loss_g).backward()
             self.scaler_g.step(self.opt_g)
