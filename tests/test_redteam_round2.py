@@ -393,6 +393,7 @@ def test_18_docs_and_help_say_what_the_code_does():
     (row,) = [line for line in keys.splitlines() if line.startswith("data.image_size ")]
     assert row.split()[1] == "32" and "(default 64)" in row  # sample-dogs' own value
     assert "kompete train" in invoke("runs", "list", "--db", os.environ["KOMPETE_DB"] + ".none").output
+    assert "kompete score --help" not in invoke("score", "--help").output  # the help pointed at itself
 
 
 @pytest.mark.parametrize("command", ["collect", "wait", "submit"])
