@@ -111,22 +111,28 @@ def bench_plain(cfg, data, steps: int, warmup: int, workers: int) -> tuple[float
             x, y = x.to(device), y.to(device)
             yc = y if cond else None
             z = torch.randn(x.shape[0], built.z_dim, device=device)
-            fake = G(z, yc)
-            d_loss = loss.d(D(x, yc), D(fake.detach(), yc))
-            opt_d.zero_grad()
-            d_loss.backward()
-            opt_d.step()
-            g_real = D(x, yc).detach() if loss.needs_real_for_g else None
-            g_loss = loss.g(g_real, D(fake, yc))
-            opt_g.zero_grad()
-            g_loss.backward()
-            opt_g.step()
+            d_loss, g_loss = plain_update(G, D, opt_g, opt_d, loss, x, yc, z)
             history.append((d_loss.item(), g_loss.item()))  # the usual per-step logging
             step += 1
     sync(device)
     seconds = time.perf_counter() - start
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else 0.0
     return seconds, peak
+
+
+def plain_update(G, D, opt_g, opt_d, loss, x, yc, z):
+    """The textbook GAN update: one G forward, a D step on it (detached), then a G step through D."""
+    fake = G(z, yc)
+    d_loss = loss.d(D(x, yc), D(fake.detach(), yc))
+    opt_d.zero_grad()
+    d_loss.backward()
+    opt_d.step()
+    g_real = D(x, yc).detach() if loss.needs_real_for_g else None
+    g_loss = loss.g(g_real, D(fake, yc))
+    opt_g.zero_grad()
+    g_loss.backward()
+    opt_g.step()
+    return d_loss, g_loss
 
 
 def plain_step_fn(task, loss):
@@ -138,16 +144,8 @@ def plain_step_fn(task, loss):
     def step() -> None:
         x, y = task.next_batch()
         yc = y if task.conditional else None
-        fake = G(torch.randn(x.shape[0], task.z_dim, device=x.device), yc)
-        d_loss = loss.d(D(x, yc), D(fake.detach(), yc))
-        opt_d.zero_grad()
-        d_loss.backward()
-        opt_d.step()
-        g_real = D(x, yc).detach() if loss.needs_real_for_g else None
-        g_loss = loss.g(g_real, D(fake, yc))
-        opt_g.zero_grad()
-        g_loss.backward()
-        opt_g.step()
+        d_loss, g_loss = plain_update(G, D, opt_g, opt_d, loss, x, yc,
+                                      torch.randn(x.shape[0], task.z_dim, device=x.device))
         d_loss.item(), g_loss.item()
     return step
 
@@ -167,7 +165,7 @@ def step_cases(cfg, data, steps: int) -> dict:
 
     def plain() -> float:
         task = build_task(cfg, make_context(cfg), data)
-        step = plain_step_fn(task, LOSSES.get(cfg.train.loss)(cfg.algo))
+        step = plain_step_fn(task, losses.build(cfg.train.loss, cfg.loss))
         step()
         sync(task.ctx.device)
         start = time.perf_counter()
