@@ -7,10 +7,10 @@ import torch
 
 from kompete.algorithms.base import build_task
 from kompete.config import load_config
-from kompete.train.context import make_context
+from kompete.runtime.context import make_context
 
 TINY = ["data.image_size=16", "train.g_channels=8", "train.d_channels=8", "gan.z_dim=16", "train.batch_size=8",
-        "gan.self_attention=false", "gan.ema_decay=0", "data.sample.n_images=32"]
+        "gan.ema_decay=0", "data.sample.n_images=32"]
 
 
 @pytest.mark.parametrize("d_steps,g_steps,forwards", [(1, 1, 1), (2, 1, 2), (1, 3, 3)])
