@@ -48,7 +48,8 @@ SMOKE = ["sample-dogs", "--profile", "cpu", "--only", "kompete,ralsgan-public", 
          "--set", "data.sample.n_images=64", "--set", "data.sample.image_size=32", "--set", "metric.reference_limit=24"]
 RECIPE_FILES = {"sample-dogs": "dogs.yaml", "generative-dog-images": "dogs.yaml",
                 "sample-monet": "monet.yaml", "gan-getting-started": "monet.yaml",
-                "clipart32": "dogs.yaml", "clipart64": "dogs.yaml"}  # bench/realdata.py's real-image set
+                "clipart32": "dogs.yaml", "clipart64": "dogs.yaml",  # bench/realdata.py's real-image set
+                "wallclip32": "monet.yaml", "wallclip64": "monet.yaml"}  # ... and its --translation set
 
 
 @dataclass
