@@ -89,16 +89,16 @@ def test_translation_refuses_a_missing_input_or_a_full_out_in_one_line(realdata,
 
 
 def test_translation_recipes_run_through_the_images_seen_curves(realdata, tmp_path):
-    walls, px = make_inputs(tmp_path)
+    walls, px = make_inputs(tmp_path, side=32)  # the smallest side the CycleGAN discriminator takes
     out = tmp_path / "wallclip"
     assert realdata.main(["--translation", str(px), "--wallpapers", str(walls), "--out", str(out),
                           "--crops", "4"]) == 0
-    proc = run_script("bench/recipes.py", str(out / "wallclip16.yaml"), "--profile", "cpu",
+    proc = run_script("bench/recipes.py", str(out / "wallclip32.yaml"), "--profile", "cpu",
                       "--only", "kompete,fastcut", "--images-seen", "4", "--points", "2", "--fid-images", "8",
-                      "--rounds", "1", "--round-steps", "1", "--set", "data.load_size=18",
+                      "--rounds", "1", "--round-steps", "1", "--set", "data.load_size=36",
                       "--out", str(tmp_path / "bench"))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    report = json.loads((tmp_path / "bench" / "wallclip16" / "results-seen.json").read_text())
+    report = json.loads((tmp_path / "bench" / "wallclip32" / "results-seen.json").read_text())
     assert set(report["curves"]) == {"kompete", "fastcut"} and report["reference_images"] == 10
     for name, points in report["curves"].items():
         assert [p["images_seen"] for p in points] == [2, 4] and all(p["fid"] > 0 for p in points)
