@@ -313,7 +313,8 @@ generate:
 
 def build_translation(clipart: Path, wallpapers: Path, out: Path, crops: int, seed: int) -> Path:
     """The photo / clipart / heldout folders and the YAML (checked by the real loader first); its path."""
-    size = Image.open(next(clipart.glob("heldout/*.png"))).size[0]
+    with Image.open(next(clipart.glob("heldout/*.png"))) as first:
+        size = first.size[0]  # the prepared side's
     walls = wallpaper_files(wallpapers)
     if not walls:
         raise ValueError(f"no wallpapers under {wallpapers} (<theme>/contents/images/)")
