@@ -21,6 +21,18 @@ Written, per side S:
 
 Without --out (as `make bench` runs it) it prepares only the first 200 files into a temporary folder, to prove
 the path works. Never needed by tests or CI; only bench/recipes.py's real-image comparisons read it.
+
+--translation DIR turns a prepared side (DIR = OUT/px{S}) into a photo -> clip-art competition in the Monet
+layout, for the translation recipes (CycleGAN, CUT, FastCUT) of bench/recipes/monet.yaml. The source domain is
+`--crops` random 256 px crops of each wallpaper of Debian's plasma-workspace-wallpapers (one image a theme under
+`/usr/share/wallpapers/<theme>/contents/images/`: the landscape file nearest 1920 px wide, so that a crop is a
+part of the picture, not a few pixels of a 5K one), resized to S; the target domain is DIR's training clip art,
+the FID reference its held-out clip art:
+
+    OUT/photo/<theme>_<k>.png   OUT/clipart/<file>.png   OUT/heldout/<file>.png   OUT/wallclip{S}.yaml
+
+    python bench/realdata.py --translation data/clipart/px64 --out data/wallclip [--crops 20]
+    python bench/recipes.py data/wallclip/wallclip64.yaml --images-seen 400 ...
 """
 
 from __future__ import annotations
@@ -45,6 +57,8 @@ from kompete.config import load_config  # noqa: E402
 from kompete.errors import ConfigError  # noqa: E402
 
 SOURCE = Path("/usr/share/openclipart/png")
+WALLPAPERS = Path("/usr/share/wallpapers")  # Debian's plasma-workspace-wallpapers
+CROP = 256  # source crops, in the wallpaper's pixels, before the resize to the bench side
 # a few drawings are 168 megapixels: a trusted Debian package, not a decompression bomb
 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
 HASH_SIDE = 8  # a difference hash of 8 x 8 bits
@@ -198,6 +212,158 @@ def build(src: Path, out: Path, sizes: tuple[int, ...], dup_bits: int, min_class
     return [write_side(out, s, [(c, r, d[2][k]) for c, r, d in zip(names, rels, kept)], every)
             for k, s in enumerate(sizes)]
 
+# =============================================================================== photo -> clip art (translation)
+
+def wallpaper_files(root: Path) -> list[Path]:
+    """One image per theme (`<theme>/contents/images/WxH.ext`): the landscape one nearest 1920 px wide."""
+    chosen = []
+    for theme in sorted(p for p in root.iterdir() if (p / "contents" / "images").is_dir()):
+        files = [f for f in sorted((theme / "contents" / "images").iterdir())
+                 if f.suffix.lower() in (".png", ".jpg", ".jpeg")]
+        sized = [(f, *_declared_size(f)) for f in files]
+        landscape = [s for s in sized if s[1] >= s[2]] or sized
+        if landscape:
+            chosen.append(min(landscape, key=lambda s: abs(s[1] - 1920))[0])
+    return chosen
+
+
+def _declared_size(path: Path) -> tuple[int, int]:
+    """(width, height) from a `WxH` file name (the package's naming), else from the header."""
+    w, _, h = path.stem.partition("x")
+    if w.isdigit() and h.isdigit():
+        return int(w), int(h)
+    with Image.open(path) as im:
+        return im.size
+
+
+def random_crops(path: Path, n: int, side: int, rng: np.random.Generator) -> list[Image.Image]:
+    """`n` random CROP-px squares of the image (the whole short side when it is smaller), resized to `side`."""
+    with Image.open(path) as im:
+        rgb = im.convert("RGB")
+    crop = min(CROP, *rgb.size)
+    out = []
+    for _ in range(n):
+        x, y = int(rng.integers(0, rgb.width - crop + 1)), int(rng.integers(0, rgb.height - crop + 1))
+        out.append(rgb.crop((x, y, x + crop, y + crop)).resize((side, side), Image.LANCZOS))
+    return out
+
+
+def copy_flat(src: Path, dst: Path, side: int) -> int:
+    """Every PNG under `src` into the flat folder `dst` at `side` px (class folders become name prefixes)."""
+    dst.mkdir(parents=True, exist_ok=True)
+    n = 0
+    for f in sorted(src.rglob("*.png")):
+        with Image.open(f) as im:
+            rgb = im.convert("RGB")
+        if rgb.size != (side, side):
+            rgb = rgb.resize((side, side), Image.LANCZOS)
+        rgb.save(dst / f.relative_to(src).as_posix().replace("/", "__"), optimize=False)
+        n += 1
+    return n
+
+
+def render_translation_yaml(name: str, root: Path, size: int, n_photo: int, n_target: int, n_held: int) -> str:
+    return f"""\
+# {name}: wallpaper crops -> real clip art at {size}x{size}, written by bench/realdata.py --translation.
+# {n_photo} photos (random {CROP} px crops of Debian's plasma-workspace-wallpapers), {n_target} clip-art
+# drawings to learn the style from, {n_held} held-out drawings as the FID reference (never trained on).
+name: {name}
+title: "Wallpapers to clip art {size} px (real-image translation set)"
+task: translate
+
+data:
+  layout: monet
+  local_dir: "{root.as_posix()}"
+  source_dir: photo
+  target_dir: clipart
+  image_size: {size}
+  load_size: {size + size // 8}
+
+output:
+  n_min: 1                   # a bench set: generate.n_images is the number of photos
+  n_max: 10000
+  format: png
+  image_size: {size}
+
+limits:
+  runtime_hours: 5.0
+  daily_submissions: 5
+
+metric:
+  name: fid
+  preprocess: pytorch-fid
+  reference: heldout
+  reference_size: {size}
+  min_images: 32
+
+train:
+  model: cyclegan
+  loss: lsgan
+
+cut:                         # the CPU profile's sizes (bench/recipes/monet.yaml's gpu profile sets the real ones)
+  n_blocks: 2
+  nce_blocks: [1, 2]
+  num_patches: 64
+  mlp_channels: 32
+
+generate:
+  n_images: {n_photo}
+"""
+
+
+def build_translation(clipart: Path, wallpapers: Path, out: Path, crops: int, seed: int) -> Path:
+    """The photo / clipart / heldout folders and the YAML (checked by the real loader first); its path."""
+    with Image.open(next(clipart.glob("heldout/*.png"))) as first:
+        size = first.size[0]  # the prepared side's
+    walls = wallpaper_files(wallpapers)
+    if not walls:
+        raise ValueError(f"no wallpapers under {wallpapers} (<theme>/contents/images/)")
+    rng = np.random.default_rng(seed)
+    (out / "photo").mkdir(parents=True, exist_ok=True)
+    for wall in walls:
+        theme = wall.parents[2].name
+        for k, im in enumerate(random_crops(wall, crops, size, rng)):
+            im.save(out / "photo" / f"{theme}_{k:03d}.png", optimize=False)
+    n_target, n_held = copy_flat(clipart / "train", out / "clipart", size), copy_flat(clipart / "heldout",
+                                                                                     out / "heldout", size)
+    name = f"wallclip{size}"
+    text = render_translation_yaml(name, out.resolve(), size, len(walls) * crops, n_target, n_held)
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Path(tmp) / f"{name}.yaml"
+        scratch.write_text(text)
+        load_config(str(scratch))
+    yaml_path = out / f"{name}.yaml"
+    paths.write_text_atomic(yaml_path, text)
+    print(f"{len(walls)} wallpapers x {crops} crops -> {len(walls) * crops} photos; {n_target} clip art to learn, "
+          f"{n_held} held out -> {yaml_path}")
+    return yaml_path
+
+
+def translation_main(args) -> int:
+    """--translation: the checks a user can get wrong, each one plain line, before anything is written."""
+    clipart = args.translation
+    for folder, what in ((clipart / "train", "a prepared side's train/ (run without --translation first)"),
+                         (clipart / "heldout", "a prepared side's heldout/"),
+                         (args.wallpapers, "Debian's plasma-workspace-wallpapers (or pass --wallpapers)")):
+        if not folder.is_dir():
+            print(f"Error: {folder} not found: expected {what}", file=sys.stderr)
+            return 2
+    if not any(clipart.glob("heldout/*.png")):
+        print(f"Error: {clipart / 'heldout'} holds no PNG", file=sys.stderr)
+        return 2
+    if args.out is None:
+        print("Error: --translation needs --out", file=sys.stderr)
+        return 2
+    if args.out.exists() and any(args.out.iterdir()):
+        print(f"Error: {args.out} is not empty; remove it or pass another --out", file=sys.stderr)
+        return 2
+    try:
+        build_translation(clipart, args.wallpapers, args.out, args.crops, args.seed)
+    except (ValueError, OSError, ConfigError) as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -209,7 +375,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--holdout-every", type=int, default=8, help="one image in N is held out (0: none)")
     ap.add_argument("--workers", type=int, default=1, help="decoding processes (the machine is shared)")
     ap.add_argument("--limit", type=int, default=0, help="only the first N files (a quick look)")
+    ap.add_argument("--translation", type=Path, metavar="PX_DIR",
+                    help="a prepared side (OUT/px64): write the wallpaper -> clip-art translation set into --out")
+    ap.add_argument("--wallpapers", type=Path, default=WALLPAPERS, help="--translation: the wallpaper themes")
+    ap.add_argument("--crops", type=int, default=20, help="--translation: random crops per wallpaper")
+    ap.add_argument("--seed", type=int, default=0, help="--translation: the crops' random seed")
     args = ap.parse_args(argv)
+    if args.translation is not None:
+        return translation_main(args)
     if not args.src.is_dir():
         print(f"{'note' if args.out is None else 'Error'}: {args.src} not found: install Debian's openclipart-png "
               "(apt-get install openclipart-png) or pass --src", file=sys.stderr)

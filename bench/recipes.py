@@ -48,7 +48,7 @@ SMOKE = ["sample-dogs", "--profile", "cpu", "--only", "kompete,ralsgan-public", 
          "--set", "data.sample.n_images=64", "--set", "data.sample.image_size=32", "--set", "metric.reference_limit=24"]
 RECIPE_FILES = {"sample-dogs": "dogs.yaml", "generative-dog-images": "dogs.yaml",
                 "sample-monet": "monet.yaml", "gan-getting-started": "monet.yaml",
-                "clipart32": "dogs.yaml", "clipart64": "dogs.yaml"}  # bench/realdata.py's real-image set
+                "clipart": "dogs.yaml", "wallclip": "monet.yaml"}  # bench/realdata.py's sets, any side (clipart64)
 
 
 @dataclass
@@ -635,7 +635,8 @@ def main(argv: list[str] | None = None) -> int:
                         "--out", str(args.out / "smoke")])
         return rc
     comp = args.competition
-    rfile = args.recipes or HERE / "recipes" / RECIPE_FILES.get(Path(comp).stem, "")
+    stem = Path(comp).stem
+    rfile = args.recipes or HERE / "recipes" / RECIPE_FILES.get(stem, RECIPE_FILES.get(stem.rstrip("0123456789"), ""))
     if not rfile.is_file():
         print(f"Error: no recipe file for {comp}; pass --recipes FILE", file=sys.stderr)
         return 2
