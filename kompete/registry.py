@@ -4,7 +4,9 @@ algorithm's networks in kompete.models.base.GAN_NETWORKS)."""
 
 from __future__ import annotations
 
-from typing import Callable, Generic, TypeVar
+import importlib
+import pkgutil
+from typing import Callable, Generic, Iterable, TypeVar
 
 from kompete.errors import ConfigError
 
@@ -39,3 +41,17 @@ class Registry(Generic[T]):
     def __contains__(self, name: str) -> bool:
         return name in self._items
 
+
+
+_imported: set[str] = set()
+
+
+def import_submodules(package: str, path: Iterable[str], packages_only: bool = False) -> None:
+    """Import each module (or only each sub-package) of `package` once: importing one registers what it names.
+    The folder is scanned once per process, not at every lookup."""
+    if package in _imported:
+        return
+    for info in pkgutil.iter_modules(path):
+        if info.ispkg or not packages_only:
+            importlib.import_module(f"{package}.{info.name}")
+    _imported.add(package)

@@ -10,13 +10,11 @@ Every subpackage of kompete.algorithms registers one spec on import; `specs()` i
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from kompete.errors import ConfigError
-from kompete.registry import Registry
+from kompete.registry import Registry, import_submodules
 from kompete.schema import joined
 
 ALGORITHMS: Registry = Registry("algorithm")
@@ -53,17 +51,9 @@ def register(spec: AlgorithmSpec) -> AlgorithmSpec:
     return ALGORITHMS.register(spec.name)(spec)
 
 
-_loaded = False
-
-
 def specs() -> list[AlgorithmSpec]:
     """Every registered algorithm (importing each subpackage registers it)."""
-    global _loaded
-    if not _loaded:
-        for info in pkgutil.iter_modules(__path__):
-            if info.ispkg:
-                importlib.import_module(f"{__name__}.{info.name}")
-        _loaded = True
+    import_submodules(__name__, __path__, packages_only=True)
     return [ALGORITHMS.get(n) for n in ALGORITHMS.names()]
 
 

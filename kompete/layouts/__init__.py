@@ -10,12 +10,10 @@ Adding a layout: `layouts/<name>.py` (the spec) and `data/<name>.py` (the loader
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from dataclasses import dataclass
 from typing import Callable
 
-from kompete.registry import Registry
+from kompete.registry import Registry, import_submodules
 
 # what a role's folder must hold (kompete.data.locate checks it): plain images, images or class folders of
 # images, or folders of files (dogs' Annotation/<breed>/<id>)
@@ -43,16 +41,9 @@ def register(spec: LayoutSpec) -> LayoutSpec:
     return LAYOUTS.register(spec.name)(spec)
 
 
-_loaded = False
-
-
 def specs() -> list[LayoutSpec]:
     """Every registered layout (importing each module of this package registers it)."""
-    global _loaded
-    if not _loaded:
-        for info in pkgutil.iter_modules(__path__):
-            importlib.import_module(f"{__name__}.{info.name}")
-        _loaded = True
+    import_submodules(__name__, __path__)
     return [LAYOUTS.get(n) for n in LAYOUTS.names()]
 
 

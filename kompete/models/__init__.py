@@ -5,13 +5,11 @@ their algorithms build. Every module here is imported with the package, so a new
 `gan_family(...)` call needs no import line anywhere.
 """
 
-import importlib
-import pkgutil
 
 from kompete.models.base import GAN_NETWORKS, GanModels, gan_family
 from kompete.models.ema import EMA
+from kompete.registry import import_submodules
 
-for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")  # registers the families (dcgan, sngan, vanilla, ...)
+import_submodules(__name__, __path__)  # registers the families (dcgan, sngan, vanilla, biggan, ...)
 
 __all__ = ["EMA", "GAN_NETWORKS", "GanModels", "gan_family"]
