@@ -591,13 +591,110 @@ def seen_main(args, comp: str, prof: dict, recipes: list[Recipe], common: list[s
     return 0
 
 
+def load_seen(dirs: list[Path]) -> list[dict]:
+    """results-seen.json of each run (a folder holding it, or the file), for --combine."""
+    reports = []
+    for d in dirs:
+        path = d if d.suffix == ".json" else d / "results-seen.json"
+        if not path.is_file():
+            raise SystemExit(f"Error: no results-seen.json in {d}")
+        reports.append(json.loads(path.read_text()))
+    return merge_by_seed(reports)
+
+
+def merge_by_seed(reports: list[dict]) -> list[dict]:
+    """Runs of the same seed with different recipes (a recipe added later) become one report per seed; a recipe
+    run twice for one seed keeps its first run. FID at equal CPU time stays each run's own (its cheapest recipe)."""
+    by_seed: dict[int, dict] = {}
+    for r in reports:
+        if r["seed"] not in by_seed:
+            by_seed[r["seed"]] = json.loads(json.dumps(r))
+            continue
+        into = by_seed[r["seed"]]
+        for key in ("curves", "costs", "operations", "images_per_step", "projections"):
+            into[key] = {**r[key], **into[key]}
+    return list(by_seed.values())
+
+
+def combine_rows(reports: list[dict]) -> tuple[list[str], dict[str, dict]]:
+    """Per recipe (those every run has): FIDs per point and seed, CPU ms per image, T4 ms per step, FID at
+    equal CPU time; the points must be the same images seen (or the same CPU targets) in every run."""
+    names = [n for n in reports[0]["curves"] if all(n in r["curves"] for r in reports)]
+    rows = {}
+    for n in names:
+        curves = [r["curves"][n] for r in reports]
+        if any([p["images_seen"] for p in c] != [p["images_seen"] for p in curves[0]] for c in curves):
+            raise SystemExit(f"Error: {n}'s points differ between the runs; combine runs of one command")
+        rows[n] = {"fids": np.array([[p["fid"] for p in c] for c in curves]),  # seeds x points
+                   "seen": [p["images_seen"] for p in curves[0]],
+                   "cpu_s": [float(np.mean([c[k]["cpu_s"] for c in curves])) for k in range(len(curves[0]))],
+                   "cpu_ms_image": 1e3 * float(np.mean([r["costs"][n]["cpu_s"] / r["images_per_step"][n]
+                                                        for r in reports])),
+                   "t4_ms_step": 1e3 * reports[0]["operations"][n]["projected_s"],
+                   "equal_cpu": [r["projections"][n]["fid_equal_cpu"] for r in reports],
+                   "equal_cpu_mark": reports[0]["projections"][n].get("equal_cpu_mark", "")}
+    return names, rows
+
+
+def combine_table(reports: list[dict], names: list[str], rows: dict) -> str:
+    seeds = [r["seed"] for r in reports]
+    same = all(rows[n]["seen"] == rows[names[0]]["seen"] for n in names)
+    heads = [f"FID @{s}" if same else f"FID @{c:.0f} CPU s" for s, c in zip(rows[names[0]]["seen"],
+                                                                              rows[names[0]]["cpu_s"])]
+    lines = [f"## {reports[0]['competition']}: mean ± sd over seeds {seeds}; FID of {reports[0]['fid_images']} "
+             f"generated vs {reports[0]['reference_images']} reference images", "",
+             f"| recipe | CPU ms/image | T4 ms/step (proj.) | {' | '.join(heads)} | last FID by seed | "
+             "FID @equal CPU time |", "|---" * (5 + len(heads)) + "|"]
+    for n in names:
+        r = rows[n]
+        cells = [spread(list(col)) + ("" if same else f" ({s})") for col, s in zip(r["fids"].T, r["seen"])]
+        lines.append(f"| {n} | {r['cpu_ms_image']:.2f} | {r['t4_ms_step']:.1f} | {' | '.join(cells)} | "
+                     f"{' / '.join(f'{v:.1f}' for v in r['fids'][:, -1])} | {r['equal_cpu_mark']}{spread(r['equal_cpu'])} |")
+    wins = {n: int(sum(all(rows[n]["fids"][i, -1] < rows[m]["fids"][i, -1] for m in names if m != n)
+                       for i in range(len(seeds)))) for n in names}
+    lines += ["", "Best at the last point in how many seeds: "
+              + ", ".join(f"{n} {w}/{len(seeds)}" for n, w in wins.items())]
+    return "\n".join(lines)
+
+
+def combine_main(dirs: list[Path], out: Path) -> int:
+    """--combine: the runs of one command with different seeds, as one table (mean ± sd) and one plot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    reports = load_seen(dirs)
+    names, rows = combine_rows(reports)
+    md = combine_table(reports, names, rows)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for n in names:
+        mean, sd = rows[n]["fids"].mean(0), rows[n]["fids"].std(0)
+        axes[0].errorbar(rows[n]["seen"], mean, yerr=sd, fmt="o-", capsize=3, label=n)
+        axes[1].errorbar(rows[n]["cpu_s"], mean, yerr=sd, fmt="o-", capsize=3, label=n)
+    for ax, xl in zip(axes, ("images seen", "CPU seconds (measured)")):
+        ax.set_xscale("log")
+        ax.set_xlabel(xl)
+        ax.set_ylabel(f"FID (mean ± sd, {len(reports)} seeds)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    out.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out / "curves-combined.png", dpi=90)
+    plt.close(fig)
+    paths_write(out / "results-combined.md", md + "\n")
+    print(md)
+    print(f"written: {out}/results-combined.md, curves-combined.png")
+    return 0
+
+
 def paths_write(path: Path, text: str) -> None:
     from kompete.paths import write_text_atomic
 
     write_text_atomic(path, text)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("competition", nargs="?", help="name or YAML; none: a tiny smoke run of both samples")
     ap.add_argument("--recipes", type=Path, help="recipe file (default: by competition)")
@@ -623,9 +720,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=5, help="--images-seen: interleaved timing rounds")
     ap.add_argument("--round-steps", type=int, default=5, help="--images-seen: steps per recipe per round")
     ap.add_argument("--smoke", action="store_true", help="seconds: the --images-seen path on tiny sizes")
+    ap.add_argument("--combine", nargs="+", type=Path, metavar="DIR",
+                    help="the --images-seen runs of one command with different seeds (their folders): one table "
+                         "of mean ± sd and one plot, in --out")
     ap.add_argument("--merge", action="store_true",
                     help="keep the earlier results.json rows of recipes not run this time (e.g. after --only)")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.combine:
+        return combine_main(args.combine, args.out)
     if args.smoke:
         return main(SMOKE + ["--out", str(args.out / "smoke")])
     if args.competition is None:  # `make bench`: prove the path on both samples, cheaply
@@ -646,45 +752,39 @@ def main(argv: list[str] | None = None) -> int:
     for key, val in (("budget_s", args.budget), ("n_images", args.images), ("curve_points", args.curve_points)):
         if val is not None:
             prof[key] = val
-    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else list(prof.get("seeds", [0]))
     if prof.get("threads"):
         torch.set_num_threads(int(prof["threads"]))
     recipes = parse_recipes(raw)
     if args.only:
-        wanted = args.only.split(",")
-        recipes = [r for r in recipes if r.name in wanted]
-    comp_arg = comp
-    common = base_overrides(raw.get("base") if Path(comp).stem != raw.get("base") else None) + list(prof.get("set", []))
+        recipes = [r for r in recipes if r.name in args.only.split(",")]
+    common = base_overrides(raw.get("base") if stem != raw.get("base") else None) + list(prof.get("set", []))
     common += args.set
-    out = args.out / Path(comp).stem
+    out = args.out / stem
     out.mkdir(parents=True, exist_ok=True)
     if args.images_seen:
         return seen_main(args, comp, prof, recipes, common, out)
+    return tournament_main(args, comp, profile, prof, recipes, common, out)
+
+
+def tournament_main(args, comp: str, profile: str, prof: dict, recipes: list[Recipe], common: list[str],
+                    out: Path) -> int:
+    """The wall-clock tournament: each recipe x seed trained for the profile's budget, then scored."""
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else list(prof.get("seeds", [0]))
     print(f"{comp}: {len(recipes)} recipes, profile {profile}, {prof.get('budget_s')} s each, seeds {seeds}, "
           f"{prof.get('n_images')} images scored, {torch.get_num_threads()} threads")
     results: dict[str, list[RunResult]] = {}
     notes: dict[str, list[str]] = {}
     t0 = time.perf_counter()
-    warm_data(comp_arg, common, args.data_dir)
+    warm_data(comp, common, args.data_dir)
     for recipe in recipes:
-        overrides, notes[recipe.name] = resolve(comp_arg, recipe, common)
+        overrides, notes[recipe.name] = resolve(comp, recipe, common)
         for note in notes[recipe.name]:
             print(f"  {recipe.name}: {note}")
         results[recipe.name] = []
         if overrides is None:
             continue
         for seed in seeds:
-            t = time.perf_counter()
-            try:
-                r = run_one(comp_arg, overrides, seed, prof, out, args.data_dir, args.device)
-            except (KompeteError, RuntimeError, ValueError) as exc:  # one broken recipe must not end the tournament
-                r = RunResult(recipe.name, seed, 0, 0.0, 0.0, [], error=f"{type(exc).__name__}: {exc}"[:200])
-            r.recipe = recipe.name
-            results[recipe.name].append(r)
-            last = r.points[-1] if r.points else None
-            print(f"  {recipe.name} seed {seed}: {r.steps} steps, {r.images_per_s:.0f} img/s, "
-                  + (f"FID {last.fid:.1f}, MiFID {last.mifid:.1f}" if last else r.error or "no score")
-                  + f" ({time.perf_counter() - t:.0f} s)", flush=True)
+            results[recipe.name].append(run_recipe_seed(recipe.name, comp, overrides, seed, prof, out, args))
     if args.merge and (out / "results.json").is_file():
         old_runs, old_notes = load_results(out / "results.json")
         results, notes = {**old_runs, **results}, {**old_notes, **notes}
@@ -699,6 +799,20 @@ def main(argv: list[str] | None = None) -> int:
     print(md)
     print(f"written: {out}/results.md, results.json, curves.png, samples.png")
     return 0
+
+
+def run_recipe_seed(name: str, comp: str, overrides: list[str], seed: int, prof: dict, out: Path, args) -> RunResult:
+    t = time.perf_counter()
+    try:
+        r = run_one(comp, overrides, seed, prof, out, args.data_dir, args.device)
+    except (KompeteError, RuntimeError, ValueError) as exc:  # one broken recipe must not end the tournament
+        r = RunResult(name, seed, 0, 0.0, 0.0, [], error=f"{type(exc).__name__}: {exc}"[:200])
+    r.recipe = name
+    last = r.points[-1] if r.points else None
+    print(f"  {name} seed {seed}: {r.steps} steps, {r.images_per_s:.0f} img/s, "
+          + (f"FID {last.fid:.1f}, MiFID {last.mifid:.1f}" if last else r.error or "no score")
+          + f" ({time.perf_counter() - t:.0f} s)", flush=True)
+    return r
 
 
 if __name__ == "__main__":

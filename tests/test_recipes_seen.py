@@ -91,6 +91,18 @@ def test_smoke_writes_curves_costs_and_the_t4_projection(tmp_path):
     assert report["projection"]["peak_flops"] == 65e12 and report["fid_images"] == 16
     assert "T4 (projected)" in (out / "results-seen.md").read_text()
     assert (out / "curves-seen.png").is_file() and (out / "samples-seen" / "kompete.png").is_file()
+    # a second seed's run (the same report, its FIDs 10 higher), combined with the first: mean ± sd per point
+    other = tmp_path / "seed1"
+    other.mkdir()
+    shifted = {**report, "seed": 1, "curves": {n: [{**p, "fid": p["fid"] + 10} for p in c]
+                                               for n, c in report["curves"].items()}}
+    (other / "results-seen.json").write_text(json.dumps(shifted))
+    proc = run_script("bench/recipes.py", "--combine", str(out), str(other), "--out", str(tmp_path / "both"))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    md = (tmp_path / "both" / "results-combined.md").read_text()
+    first = report["curves"]["kompete"][-1]["fid"]
+    assert f"{first + 5:.1f} ± 7.1" in md and f"{first:.1f} / {first + 10:.1f}" in md and "seeds [0, 1]" in md
+    assert (tmp_path / "both" / "curves-combined.png").is_file()
 
 
 def test_equal_cpu_targets_give_a_cheaper_recipe_more_images(recipes):
@@ -141,3 +153,16 @@ def test_a_recipes_curve_does_not_depend_on_the_recipes_beside_it(recipes):
         return [p.fid for p in scores["a"]]
 
     assert curve_of(["a"]) == curve_of(["a", "b"])
+
+
+def test_combine_refuses_runs_whose_points_differ(recipes, tmp_path):
+    def report(seen):
+        point = {"images_seen": seen, "steps": 1, "cpu_s": 1.0, "fid": 100.0}
+        return {"competition": "c", "seed": 0, "fid_images": 8, "reference_images": 8, "curves": {"a": [point]},
+                "costs": {"a": {"cpu_s": 0.1}}, "images_per_step": {"a": 4},
+                "operations": {"a": {"projected_s": 0.01}}, "projections": {"a": {"fid_equal_cpu": 100.0}}}
+
+    with pytest.raises(SystemExit, match="a's points differ"):
+        recipes.combine_rows([report(32), report(64)])
+    names, rows = recipes.combine_rows([report(32), report(32)])
+    assert names == ["a"] and rows["a"]["cpu_ms_image"] == pytest.approx(25.0)
