@@ -33,6 +33,14 @@ the FID reference its held-out clip art:
 
     python bench/realdata.py --translation data/clipart/px64 --out data/wallclip [--crops 20]
     python bench/recipes.py data/wallclip/wallclip64.yaml --images-seen 400 ...
+
+--photos makes a second real-image set for the noise->image recipes, to check that a recipe chosen on clip art
+is not chosen for clip art alone: `--crops` random 256 px crops of each wallpaper (the same files), resized to
+each side, the 30 themes as classes, one crop in `--holdout-every` held out:
+
+    OUT/px{S}/train/<theme>/<k>.png   OUT/px{S}/heldout/<theme>__<k>.png   OUT/wallphoto{S}.yaml
+
+    python bench/realdata.py --photos --out data/wallphoto --crops 120 --sizes 32
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ import tempfile
 import warnings
 import zlib
 from collections import Counter
+from dataclasses import dataclass
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -122,13 +131,28 @@ def held_out(rel: str, every: int) -> bool:
     return every > 0 and zlib.crc32(rel.encode()) % every == 0
 
 
-def render_yaml(name: str, local_dir: Path, size: int, n_train: int, n_held: int, classes: Counter) -> str:
+@dataclass(frozen=True)
+class SetKind:
+    """What a prepared set is: its YAML's name prefix, title and one line on where its images come from."""
+
+    prefix: str
+    title: str
+    origin: str
+
+
+CLIPART = SetKind("clipart", "Open Clip Art", "real clip art (Debian openclipart-png)")
+PHOTOS = SetKind("wallphoto", "Wallpaper crops",
+                 f"random {CROP} px crops of Debian's plasma-workspace-wallpapers (photographs and digital art)")
+
+
+def render_yaml(name: str, local_dir: Path, size: int, n_train: int, n_held: int, classes: Counter,
+                kind: SetKind = CLIPART) -> str:
     top = ", ".join(f"{c} {n}" for c, n in classes.most_common())
     return f"""\
-# {name}: real clip art (Debian openclipart-png) at {size}x{size}, written by bench/realdata.py.
+# {name}: {kind.origin} at {size}x{size}, written by bench/realdata.py.
 # {n_train} training images in {len(classes)} classes ({top}); {n_held} held out as the FID reference.
 name: {name}
-title: "Open Clip Art {size} px (real-image development set)"
+title: "{kind.title} {size} px (real-image development set)"
 task: generate
 
 data:
@@ -164,14 +188,16 @@ generate:
 """
 
 
-def write_side(out: Path, size: int, rows: list[tuple[str, str, np.ndarray]], every: int) -> Path:
-    """The train / heldout folders and the YAML of one side; returns the YAML path."""
+def write_side(out: Path, size: int, rows: list[tuple[str, str, np.ndarray]], every: int,
+               kind: SetKind = CLIPART, hold=held_out) -> Path:
+    """The train / heldout folders and the YAML of one side; returns the YAML path. `hold(rel, every)` says
+    which rows are held out."""
     root = out / f"px{size}"
     n_train = n_held = 0
     classes: Counter = Counter()
     for cls, rel, img in rows:
         flat = rel.replace("/", "__")
-        if held_out(rel, every):
+        if hold(rel, every):
             target = root / "heldout" / f"{cls}__{flat}"
             n_held += 1
         else:
@@ -180,8 +206,8 @@ def write_side(out: Path, size: int, rows: list[tuple[str, str, np.ndarray]], ev
             classes[cls] += 1
         target.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(img).save(target, optimize=False)
-    name = f"clipart{size}"
-    text = render_yaml(name, root.resolve(), size, n_train, n_held, classes)
+    name = f"{kind.prefix}{size}"
+    text = render_yaml(name, root.resolve(), size, n_train, n_held, classes, kind)
     with tempfile.TemporaryDirectory() as tmp:  # through the real loader before it is written
         scratch = Path(tmp) / f"{name}.yaml"
         scratch.write_text(text)
@@ -311,6 +337,31 @@ generate:
 """
 
 
+def build_photos(wallpapers: Path, out: Path, sizes: tuple[int, ...], crops: int, seed: int, every: int
+                 ) -> list[Path]:
+    """A second real-image set for the noise->image recipes: `crops` random crops of each wallpaper, the themes
+    as classes, one crop in `every` held out; folders and YAML as the clip-art set's."""
+    walls = wallpaper_files(wallpapers)
+    if not walls:
+        raise ValueError(f"no wallpapers under {wallpapers} (<theme>/contents/images/)")
+    rng = np.random.default_rng(seed)
+    rows: dict[int, list] = {s: [] for s in sizes}
+    for wall in walls:
+        theme = wall.parents[2].name
+        for k, im in enumerate(random_crops(wall, crops, max(sizes), rng)):
+            for s in sizes:
+                small = im if s == im.size[0] else im.resize((s, s), Image.LANCZOS)
+                rows[s].append((theme, f"{theme}/{k:03d}.png", np.asarray(small)))
+    print(f"{len(walls)} wallpapers x {crops} crops")
+    return [write_side(out, s, rows[s], every, PHOTOS, crop_held_out) for s in sizes]
+
+
+def crop_held_out(rel: str, every: int) -> bool:
+    """Every `every`-th crop of each wallpaper (`<theme>/<k>.png`): a path hash would hold out whole themes (the
+    names differ in a digit or two, and CRC-32's low bits hardly see it)."""
+    return every > 0 and int(Path(rel).stem) % every == every - 1
+
+
 def build_translation(clipart: Path, wallpapers: Path, out: Path, crops: int, seed: int) -> Path:
     """The photo / clipart / heldout folders and the YAML (checked by the real loader first); its path."""
     with Image.open(next(clipart.glob("heldout/*.png"))) as first:
@@ -365,6 +416,23 @@ def translation_main(args) -> int:
     return 0
 
 
+def photos_main(args) -> int:
+    if args.out is None or not args.wallpapers.is_dir():
+        print("Error: --photos needs --out and Debian's plasma-workspace-wallpapers (or pass --wallpapers)",
+              file=sys.stderr)
+        return 2
+    if any(args.out.glob("px*")):
+        print(f"Error: {args.out} already holds a prepared set; remove it or pass another --out", file=sys.stderr)
+        return 2
+    try:
+        build_photos(args.wallpapers, args.out, tuple(int(s) for s in args.sizes.split(",")), args.crops, args.seed,
+                     args.holdout_every)
+    except (ValueError, OSError, ConfigError) as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--src", type=Path, default=SOURCE, help="the openclipart-png tree")
@@ -377,12 +445,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=0, help="only the first N files (a quick look)")
     ap.add_argument("--translation", type=Path, metavar="PX_DIR",
                     help="a prepared side (OUT/px64): write the wallpaper -> clip-art translation set into --out")
-    ap.add_argument("--wallpapers", type=Path, default=WALLPAPERS, help="--translation: the wallpaper themes")
-    ap.add_argument("--crops", type=int, default=20, help="--translation: random crops per wallpaper")
-    ap.add_argument("--seed", type=int, default=0, help="--translation: the crops' random seed")
+    ap.add_argument("--photos", action="store_true",
+                    help="a second noise->image set into --out: random wallpaper crops, themes as classes")
+    ap.add_argument("--wallpapers", type=Path, default=WALLPAPERS, help="--translation, --photos: the wallpapers")
+    ap.add_argument("--crops", type=int, default=20, help="--translation, --photos: random crops per wallpaper")
+    ap.add_argument("--seed", type=int, default=0, help="--translation, --photos: the crops' random seed")
     args = ap.parse_args(argv)
     if args.translation is not None:
         return translation_main(args)
+    if args.photos:
+        return photos_main(args)
     if not args.src.is_dir():
         print(f"{'note' if args.out is None else 'Error'}: {args.src} not found: install Debian's openclipart-png "
               "(apt-get install openclipart-png) or pass --src", file=sys.stderr)

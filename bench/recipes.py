@@ -48,7 +48,7 @@ SMOKE = ["sample-dogs", "--profile", "cpu", "--only", "kompete,ralsgan-public", 
          "--set", "data.sample.n_images=64", "--set", "data.sample.image_size=32", "--set", "metric.reference_limit=24"]
 RECIPE_FILES = {"sample-dogs": "dogs.yaml", "generative-dog-images": "dogs.yaml",
                 "sample-monet": "monet.yaml", "gan-getting-started": "monet.yaml",
-                "clipart": "dogs.yaml", "wallclip": "monet.yaml"}  # bench/realdata.py's sets, any side (clipart64)
+                "clipart": "dogs.yaml", "wallphoto": "dogs.yaml", "wallclip": "monet.yaml"}  # realdata.py's sets
 
 
 @dataclass
@@ -579,7 +579,8 @@ def seen_main(args, comp: str, prof: dict, recipes: list[Recipe], common: list[s
     md = seen_table(curves, costs, ops, proj, per_step, head)
     save_grids(tasks, out)
     plot_seen(curves, costs, ops, per_step, out)
-    report = {"competition": comp, "seed": seed, "fid_images": n_fid, "reference_images": n_ref,
+    report = {"competition": comp, "seed": seed, "equal_cpu": bool(args.equal_cpu), "fid_images": n_fid,
+              "reference_images": n_ref,
               "threads": torch.get_num_threads(), "projection": T4.__dict__, "costs": costs,
               "operations": {n: o.__dict__ for n, o in ops.items()}, "images_per_step": per_step,
               "curves": {n: [p.__dict__ for p in c] for n, c in curves.items()}, "projections": proj,
@@ -618,15 +619,18 @@ def merge_by_seed(reports: list[dict]) -> list[dict]:
 
 def combine_rows(reports: list[dict]) -> tuple[list[str], dict[str, dict]]:
     """Per recipe (those every run has): FIDs per point and seed, CPU ms per image, T4 ms per step, FID at
-    equal CPU time; the points must be the same images seen (or the same CPU targets) in every run."""
+    equal CPU time. The points must be the same images seen in every run, or, for --equal-cpu runs, the same
+    number of points (each seed's images follow its own measured costs: the mean is shown)."""
     names = [n for n in reports[0]["curves"] if all(n in r["curves"] for r in reports)]
+    equal_cpu = all(r.get("equal_cpu") for r in reports)
     rows = {}
     for n in names:
         curves = [r["curves"][n] for r in reports]
-        if any([p["images_seen"] for p in c] != [p["images_seen"] for p in curves[0]] for c in curves):
+        seen = [[p["images_seen"] for p in c] for c in curves]
+        if any(len(x) != len(seen[0]) or (x != seen[0] and not equal_cpu) for x in seen):
             raise SystemExit(f"Error: {n}'s points differ between the runs; combine runs of one command")
         rows[n] = {"fids": np.array([[p["fid"] for p in c] for c in curves]),  # seeds x points
-                   "seen": [p["images_seen"] for p in curves[0]],
+                   "seen": [int(np.mean(col)) for col in zip(*seen)],
                    "cpu_s": [float(np.mean([c[k]["cpu_s"] for c in curves])) for k in range(len(curves[0]))],
                    "cpu_ms_image": 1e3 * float(np.mean([r["costs"][n]["cpu_s"] / r["images_per_step"][n]
                                                         for r in reports])),
@@ -638,7 +642,7 @@ def combine_rows(reports: list[dict]) -> tuple[list[str], dict[str, dict]]:
 
 def combine_table(reports: list[dict], names: list[str], rows: dict) -> str:
     seeds = [r["seed"] for r in reports]
-    same = all(rows[n]["seen"] == rows[names[0]]["seen"] for n in names)
+    same = all(rows[n]["seen"] == rows[names[0]]["seen"] for n in names) and not reports[0].get("equal_cpu")
     heads = [f"FID @{s}" if same else f"FID @{c:.0f} CPU s" for s, c in zip(rows[names[0]]["seen"],
                                                                               rows[names[0]]["cpu_s"])]
     lines = [f"## {reports[0]['competition']}: mean ± sd over seeds {seeds}; FID of {reports[0]['fid_images']} "

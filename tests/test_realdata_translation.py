@@ -104,3 +104,25 @@ def test_translation_recipes_run_through_the_images_seen_curves(realdata, tmp_pa
         assert [p["images_seen"] for p in points] == [2, 4] and all(p["fid"] > 0 for p in points)
         assert report["costs"][name]["cpu_s"] > 0 and report["operations"][name]["flops"] > 0
     assert report["projections"]["fastcut"]["Monet 5 h T4"]["images"] > 0
+
+
+def test_photo_set_is_a_folder_competition_with_themes_as_classes(realdata, tmp_path, capsys):
+    walls, _ = make_inputs(tmp_path)
+    out = tmp_path / "wallphoto"
+    assert realdata.main(["--photos", "--wallpapers", str(walls), "--out", str(out), "--crops", "8",
+                          "--sizes", "16,8", "--holdout-every", "4"]) == 0
+    for side in (16, 8):
+        cfg = load_config(str(out / f"wallphoto{side}.yaml"))
+        assert cfg.data.layout == "folder" and cfg.metric.reference == "heldout"
+        train = sorted(out.glob(f"px{side}/train/*/*.png"))
+        held = sorted(out.glob(f"px{side}/heldout/*.png"))
+        assert len(train) + len(held) == 3 * 8 and held and all(Image.open(p).size == (side, side) for p in train)
+        assert {p.parent.name for p in train} == {"Aurora", "Birch", "Cove"} and len(held) == 3 * 2  # 1 in 4
+        assert {p.name for p in reference_files(cfg)} == {p.name for p in held}
+    # the 8 px side is the 16 px crop made smaller, not another crop
+    one = next(out.glob("px16/train/Birch/*.png")).relative_to(out / "px16")
+    big = np.asarray(Image.open(out / "px16" / one).resize((8, 8), Image.LANCZOS))
+    small = np.asarray(Image.open(out / "px8" / one))
+    assert np.abs(big.astype(int) - small.astype(int)).max() <= 1
+    assert realdata.main(["--photos", "--wallpapers", str(walls), "--out", str(out)]) == 2
+    assert "already holds a prepared set" in capsys.readouterr().err
