@@ -13,7 +13,7 @@ from kompete.models.image_pool import ImagePool
 
 
 def test_cyclegan_is_registered_for_the_translate_task():
-    spec = load_config("sample-monet").spec
+    spec = load_config("sample-monet", ["train.model=cyclegan"]).spec
     assert (spec.name, spec.task, list(spec.models)) == ("cyclegan", "translate", ["cyclegan"])
 
 
@@ -134,4 +134,4 @@ def test_the_translate_task_needs_a_translation_model_and_lsgan_or_hinge():
                                (["train.loss=bce"], "cyclegan trains with 'lsgan' or 'hinge'"),
                                (["train.d_steps=2"], "'train.d_steps' does nothing for cyclegan")):
         with pytest.raises(ConfigError, match=message):
-            load_config("sample-monet", overrides)
+            load_config("sample-monet", ["train.model=cyclegan", *overrides])

@@ -15,8 +15,8 @@ from kompete.data import load_domains
 from kompete.runtime.context import make_context
 from kompete.algorithms.cyclegan.task import CycleGanTask
 
-TINY = ["data.image_size=32", "data.load_size=36", "data.sample.n_images=24", "data.sample.n_target=8",
-        "data.sample.image_size=32", "train.batch_size=2", "train.g_channels=4", "train.d_channels=4",
+TINY = ["train.model=cyclegan", "data.image_size=32", "data.load_size=36", "data.sample.n_images=24",
+        "data.sample.n_target=8", "data.sample.image_size=32", "train.batch_size=2", "train.g_channels=4", "train.d_channels=4",
         "cyclegan.n_blocks=1", "cyclegan.pool_size=3", "cyclegan.grid_photos=2"]
 
 

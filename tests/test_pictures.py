@@ -85,9 +85,10 @@ def test_a_conditional_grid_names_each_images_class(tmp_path):
 
 
 def test_a_translation_grid_says_which_tile_is_the_input():
-    cfg = load_config("sample-monet", ["data.image_size=32", "data.load_size=36", "data.sample.n_images=8",
-                                       "data.sample.n_target=4", "data.sample.image_size=32", "train.g_channels=4",
-                                       "train.d_channels=4", "cyclegan.n_blocks=1", "cyclegan.grid_photos=2"])
+    cfg = load_config("sample-monet", ["train.model=cyclegan", "data.image_size=32", "data.load_size=36",
+                                       "data.sample.n_images=8", "data.sample.n_target=4", "data.sample.image_size=32",
+                                       "train.g_channels=4", "train.d_channels=4", "cyclegan.n_blocks=1",
+                                       "cyclegan.grid_photos=2"])
     task = build_task(cfg, make_context(cfg, "cpu"), load_data(cfg, progress=False))
     assert task.grid_captions() == ["input", "output", "input", "output"] and len(task.sample_grid()) == 4
 

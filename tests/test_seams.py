@@ -76,7 +76,7 @@ def test_a_loss_takes_its_own_options_and_no_other():
     (["train.loss=bogus"], "--set train.loss: 'train.loss' is 'bogus'; choose one of: bce, hinge"),
     (["train.diffaugment=nonsense"], "--set train.diffaugment: 'train.diffaugment' names 'nonsense'"),
     (["train.model=cut", "cut.nce_blocks=[99]"], "--set cut.nce_blocks: 'cut.nce_blocks' names residual blocks [99]"),
-    (["train.loss=bce"], "'train.loss' is 'bce', but cyclegan trains with 'lsgan' or 'hinge'"),
+    (["train.model=cyclegan", "train.loss=bce"], "'train.loss' is 'bce', but cyclegan trains with 'lsgan' or 'hinge'"),
 ])
 def test_names_are_checked_when_the_config_is_read(sets, fragment):
     competition = "sample-dogs" if "diffaugment" in sets[0] or "bogus" in sets[0] else "sample-monet"
