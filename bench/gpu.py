@@ -434,7 +434,7 @@ def part_zips(suite: Suite) -> dict:
     n = 16 if dry else 7038
     cfg = load_config("gan-getting-started", [f"output.n_min={n}", f"generate.n_images={n}"] + (
         ["data.image_size=32", "output.image_size=32", "train.g_channels=4", "train.d_channels=4",
-         "cyclegan.n_blocks=1"] if dry else []))
+         "cut.n_blocks=1", "cut.nce_blocks=[1]"] if dry else []))  # the default, CUT
     ctx = make_context(cfg)
     task = build_task(cfg, ctx, None, {})
     size = cfg.data.image_size
