@@ -652,8 +652,9 @@ def combine_table(reports: list[dict], names: list[str], rows: dict) -> str:
     for n in names:
         r = rows[n]
         cells = [spread(list(col)) + ("" if same else f" ({s})") for col, s in zip(r["fids"].T, r["seen"])]
-        lines.append(f"| {n} | {r['cpu_ms_image']:.2f} | {r['t4_ms_step']:.1f} | {' | '.join(cells)} | "
-                     f"{' / '.join(f'{v:.1f}' for v in r['fids'][:, -1])} | {r['equal_cpu_mark']}{spread(r['equal_cpu'])} |")
+        by_seed = " / ".join(f"{v:.1f}" for v in r["fids"][:, -1])
+        lines.append(f"| {n} | {r['cpu_ms_image']:.2f} | {r['t4_ms_step']:.1f} | {' | '.join(cells)} | {by_seed} | "
+                     f"{r['equal_cpu_mark']}{spread(r['equal_cpu'])} |")
     wins = {n: int(sum(all(rows[n]["fids"][i, -1] < rows[m]["fids"][i, -1] for m in names if m != n)
                        for i in range(len(seeds)))) for n in names}
     lines += ["", "Best at the last point in how many seeds: "
@@ -663,33 +664,42 @@ def combine_table(reports: list[dict], names: list[str], rows: dict) -> str:
 
 def combine_main(dirs: list[Path], out: Path) -> int:
     """--combine: the runs of one command with different seeds, as one table (mean ± sd) and one plot."""
+    reports = load_seen(dirs)
+    names, rows = combine_rows(reports)
+    md = combine_table(reports, names, rows)
+    out.mkdir(parents=True, exist_ok=True)
+    plot_combined(reports, names, rows, out / "curves-combined.png")
+    paths_write(out / "results-combined.md", md + "\n")
+    print(md)
+    print(f"written: {out}/results-combined.md, curves-combined.png")
+    return 0
+
+
+def plot_combined(reports: list[dict], names: list[str], rows: dict, path: Path) -> None:
+    """Mean FID with the same sd as the table (n - 1), against images seen and against CPU seconds."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    reports = load_seen(dirs)
-    names, rows = combine_rows(reports)
-    md = combine_table(reports, names, rows)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for n in names:
-        mean, sd = rows[n]["fids"].mean(0), rows[n]["fids"].std(0)
+        fids = rows[n]["fids"]
+        mean, sd = fids.mean(0), fids.std(0, ddof=1) if len(fids) > 1 else np.zeros(fids.shape[1])
         axes[0].errorbar(rows[n]["seen"], mean, yerr=sd, fmt="o-", capsize=3, label=n)
         axes[1].errorbar(rows[n]["cpu_s"], mean, yerr=sd, fmt="o-", capsize=3, label=n)
     for ax, xl in zip(axes, ("images seen", "CPU seconds (measured)")):
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # overlapping minor labels otherwise
         ax.set_xlabel(xl)
         ax.set_ylabel(f"FID (mean ± sd, {len(reports)} seeds)")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
+    fig.suptitle(f"{Path(reports[0]['competition']).stem}: FID of {reports[0]['fid_images']} images, mean ± sd over "
+                 f"seeds {[r['seed'] for r in reports]}", fontsize=10)
     fig.tight_layout()
-    out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out / "curves-combined.png", dpi=90)
+    fig.savefig(path, dpi=90)
     plt.close(fig)
-    paths_write(out / "results-combined.md", md + "\n")
-    print(md)
-    print(f"written: {out}/results-combined.md, curves-combined.png")
-    return 0
 
 
 def paths_write(path: Path, text: str) -> None:
@@ -795,7 +805,8 @@ def tournament_main(args, comp: str, profile: str, prof: dict, recipes: list[Rec
     md = table(results, {k: v for k, v in notes.items() if v},
                f"{comp}: {profile} profile, {prof.get('budget_s')} s training per run, "
                f"{prof.get('n_images')} images scored (FID biased up at this count; compare rows only)")
-    md += f"\n\nTotal {time.perf_counter() - t0:.0f} s; device {args.device or ('cuda' if torch.cuda.is_available() else 'cpu')}."
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    md += f"\n\nTotal {time.perf_counter() - t0:.0f} s; device {device}."
     (out / "results.md").write_text(md + "\n")
     runs = {k: [r.__dict__ | {"points": [p.__dict__ for p in r.points]} for r in v] for k, v in results.items()}
     (out / "results.json").write_text(json.dumps({"runs": runs, "notes": notes}, indent=1))
