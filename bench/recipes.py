@@ -522,37 +522,60 @@ def save_grids(tasks: dict, out: Path) -> None:
         save_grid(task.sample_grid(), out / "samples-seen" / f"{name}.png")
 
 
-def seen_main(args, comp: str, prof: dict, recipes: list[Recipe], common: list[str], out: Path) -> int:
-    """--images-seen: paired cost per step, operation counts with the T4 projection, FID curves; JSON + md + png."""
-    from kompete.algorithms.base import build_task, task_class
-    from kompete.data import reference_files
-    from kompete.metrics.evaluation import inception_scorer
-    from kompete.runtime.context import make_context
-
-    seed = int(args.seeds.split(",")[0]) if args.seeds else int(list(prof.get("seeds", [0]))[0])
+def seen_configs(comp: str, recipes: list[Recipe], common: list[str], seed: int) -> tuple[dict, dict]:
+    """Each recipe the config accepts: its Config (this seed) and its own overrides (after the shared ones)."""
     cfgs, used = {}, {}
     for recipe in recipes:
         overrides, notes = resolve(comp, recipe, common)
         for note in notes:
             print(f"  {recipe.name}: {note}")
         if overrides is not None:
-            used[recipe.name] = overrides[len(common):]  # the recipe's own items, after the shared ones
+            used[recipe.name] = overrides[len(common):]
             cfgs[recipe.name] = load_config(comp, overrides + [f"train.seed={seed}"])
+    return cfgs, used
+
+
+def build_tasks(cfgs: dict, data, device: str) -> tuple[dict, dict]:
+    """A fresh task per recipe and the random state each was built with (each build seeds torch's global
+    streams: every task keeps its own)."""
+    from kompete.algorithms.base import build_task
+    from kompete.runtime.context import make_context
+
+    tasks, streams = {}, {}
+    for n, c in cfgs.items():
+        tasks[n] = build_task(c, make_context(c, device), data)
+        streams[n] = tasks[n].rng_state()
+    return tasks, streams
+
+
+def write_seen(out: Path, report: dict, md: str) -> None:
+    paths_write(out / "results-seen.json", json.dumps(report, indent=1))
+    paths_write(out / "results-seen.md", md + "\n")
+    print(md)
+    print(f"written: {out}/results-seen.md, results-seen.json, curves-seen.png, samples-seen/")
+
+
+def print_costs(costs: dict, ops: dict) -> None:
+    for n in costs:
+        print(f"  {n}: {costs[n]['cpu_s']:.3f} CPU s a step here ({costs[n]['wall_s']:.3f} wall, spread "
+              f"{costs[n]['wall_spread']:.0%}); {ops[n].ops} ops, {ops[n].flops / 1e9:.2f} GFLOP: "
+              f"{ops[n].projected_s * 1e3:.2f} ms on a T4 (projected)", flush=True)
+
+
+def seen_main(args, comp: str, prof: dict, recipes: list[Recipe], common: list[str], out: Path) -> int:
+    """--images-seen: paired cost per step, operation counts with the T4 projection, FID curves; JSON + md + png."""
+    from kompete.algorithms.base import task_class
+    from kompete.data import reference_files
+    from kompete.metrics.evaluation import inception_scorer
+
+    seed = int(args.seeds.split(",")[0]) if args.seeds else int(list(prof.get("seeds", [0]))[0])
+    cfgs, used = seen_configs(comp, recipes, common, seed)
     if not cfgs:
         print("Error: no recipe left to run", file=sys.stderr)
         return 2
     first = next(iter(cfgs.values()))
     data = task_class(first).load_data(first, args.data_dir, progress=False)
-
-    streams: dict = {}
-
-    def build() -> dict:
-        tasks = {}
-        for n, c in cfgs.items():  # each build seeds torch's global streams: keep each task's own
-            tasks[n] = build_task(c, make_context(c, args.device or "cpu"), data)
-            streams[n] = tasks[n].rng_state()
-        return tasks
-
+    device = args.device or "cpu"
     total, points, n_fid = args.images_seen, args.points, args.fid_images
     n_ref = len(reference_files(first, args.data_dir))
     n_ref = min(n_ref, first.metric.reference_limit) if first.metric.reference_limit else n_ref
@@ -561,18 +584,14 @@ def seen_main(args, comp: str, prof: dict, recipes: list[Recipe], common: list[s
     print(f"{comp}: {len(cfgs)} recipes, seed {seed}, {torch.get_num_threads()} threads; FID of {n_fid} generated "
           f"images against {n_ref} reference images ({first.metric.reference}) at {where}\n{T4.describe()}",
           flush=True)
-    costs = paired_step_times(build(), args.rounds, args.round_steps)
-    ops = {n: measure_operations(t, T4) for n, t in build().items()}
-    for n in cfgs:
-        print(f"  {n}: {costs[n]['cpu_s']:.3f} CPU s a step here ({costs[n]['wall_s']:.3f} wall, spread "
-              f"{costs[n]['wall_spread']:.0%}); {ops[n].ops} ops, {ops[n].flops / 1e9:.2f} GFLOP: "
-              f"{ops[n].projected_s * 1e3:.2f} ms on a T4 (projected)", flush=True)
-    tasks = build()
+    costs = paired_step_times(build_tasks(cfgs, data, device)[0], args.rounds, args.round_steps)
+    ops = {n: measure_operations(t, T4) for n, t in build_tasks(cfgs, data, device)[0].items()}
+    print_costs(costs, ops)
+    tasks, streams = build_tasks(cfgs, data, device)
     per_step = {n: t.images_per_step for n, t in tasks.items()}
     cpu_per_image = {n: costs[n]["cpu_s"] / per_step[n] for n in cfgs} if args.equal_cpu else None
     targets = curve_targets(list(cfgs), total, points, cpu_per_image)
-    curves = seen_curves(tasks, dict(streams), inception_scorer(first, args.device or "cpu", args.data_dir),
-                         targets, n_fid)
+    curves = seen_curves(tasks, streams, inception_scorer(first, device, args.data_dir), targets, n_fid)
     proj = projections(curves, costs, ops, per_step)
     head = (f"## {comp}: FID ({n_fid} generated vs {n_ref} reference images) at {where}, seed {seed}; "
             f"cost per step paired on this CPU ({torch.get_num_threads()} threads); {T4.describe()}")
@@ -580,15 +599,11 @@ def seen_main(args, comp: str, prof: dict, recipes: list[Recipe], common: list[s
     save_grids(tasks, out)
     plot_seen(curves, costs, ops, per_step, out)
     report = {"competition": comp, "seed": seed, "equal_cpu": bool(args.equal_cpu), "fid_images": n_fid,
-              "reference_images": n_ref,
-              "threads": torch.get_num_threads(), "projection": T4.__dict__, "costs": costs,
+              "reference_images": n_ref, "threads": torch.get_num_threads(), "projection": T4.__dict__, "costs": costs,
               "operations": {n: o.__dict__ for n, o in ops.items()}, "images_per_step": per_step,
               "curves": {n: [p.__dict__ for p in c] for n, c in curves.items()}, "projections": proj,
               "common_overrides": common, "recipe_overrides": used}
-    paths_write(out / "results-seen.json", json.dumps(report, indent=1))
-    paths_write(out / "results-seen.md", md + "\n")
-    print(md)
-    print(f"written: {out}/results-seen.md, results-seen.json, curves-seen.png, samples-seen/")
+    write_seen(out, report, md)
     return 0
 
 
