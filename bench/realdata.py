@@ -421,9 +421,6 @@ def photos_main(args) -> int:
         print("Error: --photos needs --out and Debian's plasma-workspace-wallpapers (or pass --wallpapers)",
               file=sys.stderr)
         return 2
-    if any(args.out.glob("px*")):
-        print(f"Error: {args.out} already holds a prepared set; remove it or pass another --out", file=sys.stderr)
-        return 2
     try:
         build_photos(args.wallpapers, args.out, tuple(int(s) for s in args.sizes.split(",")), args.crops, args.seed,
                      args.holdout_every)
@@ -453,15 +450,15 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.translation is not None:
         return translation_main(args)
+    if args.out is not None and any(args.out.glob("px*")):
+        print(f"Error: {args.out} already holds a prepared set; remove it or pass another --out", file=sys.stderr)
+        return 2
     if args.photos:
         return photos_main(args)
     if not args.src.is_dir():
         print(f"{'note' if args.out is None else 'Error'}: {args.src} not found: install Debian's openclipart-png "
               "(apt-get install openclipart-png) or pass --src", file=sys.stderr)
         return 0 if args.out is None else 2
-    if args.out is not None and any(args.out.glob("px*")):
-        print(f"Error: {args.out} already holds a prepared set; remove it or pass another --out", file=sys.stderr)
-        return 2
     try:
         sizes = tuple(int(s) for s in args.sizes.split(","))
         workers = max(1, min(args.workers, os.cpu_count() or 1))

@@ -624,7 +624,7 @@ def merge_by_seed(reports: list[dict]) -> list[dict]:
     by_seed: dict[int, dict] = {}
     for r in reports:
         if r["seed"] not in by_seed:
-            by_seed[r["seed"]] = json.loads(json.dumps(r))
+            by_seed[r["seed"]] = dict(r)  # merged sections below are new dicts: r itself is never changed
             continue
         into = by_seed[r["seed"]]
         for key in ("curves", "costs", "operations", "images_per_step", "projections"):
